@@ -1,0 +1,197 @@
+//! Concurrent hash maps for every workload, behind one set of method names, with an API that
+//! cannot deadlock.
+//!
+//! | map | pick it for | reads | writes |
+//! |---|---|---|---|
+//! | [`ShardedMap`] | write-heavy and mixed work | shard read lock | shard write lock, entries inline, no allocation |
+//!
+//! # Usage
+//!
+//! ```
+//! use lanemap::{Op, ShardedMap};
+//! use std::sync::Arc;
+//! use std::thread;
+//!
+//! let users: Arc<ShardedMap<u64, String>> = Arc::new(ShardedMap::new());
+//! let workers: Vec<_> = (0..4u64)
+//!     .map(|t| {
+//!         let users = Arc::clone(&users);
+//!         thread::spawn(move || {
+//!             for id in t * 100..(t + 1) * 100 {
+//!                 users.insert(id, format!("user-{id}"));
+//!             }
+//!         })
+//!     })
+//!     .collect();
+//! for worker in workers {
+//!     worker.join().unwrap();
+//! }
+//! assert_eq!(users.len(), 400);
+//! assert_eq!(users.get(&7).as_deref(), Some("user-7"));
+//! // Read in place without cloning:
+//! assert_eq!(users.get_with(&7, |name| name.len()), Some(6));
+//! // Change in place, atomically:
+//! users.update(&7, |name| name.push_str("-admin"));
+//! // Decide from the current value, atomically:
+//! users.compute(8, |current| match current {
+//!     Some(_) => Op::Remove,
+//!     None => Op::Keep,
+//! });
+//! assert!(!users.contains_key(&8));
+//! ```
+//!
+//! # The callback rule: no guards, no deadlocks
+//!
+//! No method returns a lock guard. Reads return clones ([`get`](ShardedMap::get)) or run your
+//! closure on the value in place ([`get_with`](ShardedMap::get_with),
+//! [`update`](ShardedMap::update), [`compute`](ShardedMap::compute), ...). A closure runs while
+//! part of the map is locked, so it **must not call the same map**. lanemap checks this: a call
+//! from inside a closure (or from a key's or value's `Eq`, `Clone`, `Debug` or `Drop` run by the
+//! map) back into the same map panics at once with a message naming both methods, rather than
+//! deadlocking. Calling a *different* map from a closure is fine.
+//!
+//! ```should_panic
+//! use lanemap::ShardedMap;
+//!
+//! let map: ShardedMap<u32, u32> = ShardedMap::new();
+//! map.insert(1, 1);
+//! // Panics: "`ShardedMap::insert` was called on a map from code running inside
+//! // `ShardedMap::update` on the same map ..."
+//! map.update(&1, |v| {
+//!     map.insert(2, *v);
+//! });
+//! ```
+//!
+//! Return what you need from the closure and make the second call afterwards. Since nothing
+//! holds a lock across an `.await`, the maps are safe to use from async code as they are.
+//!
+//! # Panics in your code leave the map usable
+//!
+//! A panic in `Hash`, `Eq`, `Clone`, `Drop` or a closure unwinds through the map without leaving
+//! a lock held (the locks do not poison) and without breaking the table: no entry is lost,
+//! duplicated, dropped twice or leaked. The map keeps each key's full hash next to it, so growing
+//! a table never calls `Hash` again. What a panicking closure had already done to a value in
+//! place ([`update`](ShardedMap::update), [`retain`](ShardedMap::retain)) stays done.
+//!
+//! # Consistency
+//!
+//! Every single-key operation is linearizable: it takes effect atomically at one instant
+//! between its call and its return, and all threads agree on the order. That includes the
+//! compound ones: [`get_or_insert_with`](ShardedMap::get_or_insert_with),
+//! [`update`](ShardedMap::update), [`upsert`](ShardedMap::upsert),
+//! [`compute`](ShardedMap::compute), [`remove_if`](ShardedMap::remove_if),
+//! [`compare_exchange`](ShardedMap::compare_exchange) and [`swap`](ShardedMap::swap): no other
+//! write to the same key can come between their read and their write.
+//!
+//! Whole-map operations are *not* atomic snapshots; they visit one shard at a time:
+//!
+//! - [`len`](ShardedMap::len) and [`is_empty`](ShardedMap::is_empty) add up per-shard counters
+//!   without locking: exact when no write is in flight, otherwise a value the count passed close
+//!   to during the call.
+//! - [`clear`](ShardedMap::clear), [`retain`](ShardedMap::retain),
+//!   [`shrink_to_fit`](ShardedMap::shrink_to_fit) and [`try_reserve`](ShardedMap::try_reserve)
+//!   act on each shard atomically, one after another.
+//!
+//! ## Iteration
+//!
+//! [`iter`](ShardedMap::iter), [`keys`](ShardedMap::keys), [`values`](ShardedMap::values),
+//! [`for_each`](ShardedMap::for_each), `Debug` and `Clone` visit the shards one at a time, each
+//! under its read lock, so while other threads write:
+//!
+//! - an entry present and unchanged for the whole iteration is seen exactly once;
+//! - no entry is seen twice, and each entry is seen with a value it really had;
+//! - an entry inserted, changed or removed during the iteration may or may not be seen, or seen
+//!   with its old or its new value;
+//! - two entries in different shards may be seen as of different moments.
+//!
+//! `iter`, `keys` and `values` copy each shard out when they reach it and hold no lock between
+//! items, so the loop body may call the map; `for_each` holds the shard's read lock while its
+//! closure runs.
+//!
+//! # Go's `sync.Map`, operation by operation
+//!
+//! | `sync.Map` | `ShardedMap` |
+//! |---|---|
+//! | `Load(k)` | [`get(&k)`](ShardedMap::get), or [`get_with(&k, f)`](ShardedMap::get_with) without a clone |
+//! | `Store(k, v)` | [`insert(k, v)`](ShardedMap::insert) |
+//! | `LoadOrStore(k, v)` | [`get_or_insert_with(k, \|\| v)`](ShardedMap::get_or_insert_with) |
+//! | `LoadAndDelete(k)` | [`remove(&k)`](ShardedMap::remove) |
+//! | `Delete(k)` | [`remove(&k)`](ShardedMap::remove) |
+//! | `Swap(k, v)` | [`insert(k, v)`](ShardedMap::insert) (returns the previous value) |
+//! | `CompareAndSwap(k, old, new)` | [`compare_exchange(&k, &old, new)`](ShardedMap::compare_exchange) |
+//! | `CompareAndDelete(k, old)` | [`remove_if(&k, \|v\| *v == old)`](ShardedMap::remove_if) |
+//! | `Range(f)` | [`for_each(f)`](ShardedMap::for_each), or [`iter()`](ShardedMap::iter) |
+//! | `Clear()` | [`clear()`](ShardedMap::clear) |
+//!
+//! Beyond it: [`update`](ShardedMap::update), [`upsert`](ShardedMap::upsert),
+//! [`compute`](ShardedMap::compute), [`swap`](ShardedMap::swap) (replace only if present, Java's
+//! `replace`), [`retain`](ShardedMap::retain) and a cheap [`len`](ShardedMap::len).
+//!
+//! # Differences from std's `HashMap`
+//!
+//! - Every method takes `&self`. There is no `get_mut`, `entry` or `iter_mut`, since they would
+//!   hand out references into a locked table; use [`update`](ShardedMap::update),
+//!   [`upsert`](ShardedMap::upsert), [`compute`](ShardedMap::compute) and
+//!   [`retain`](ShardedMap::retain) instead.
+//! - [`get`](ShardedMap::get) returns a clone (`Option<V>`), not `Option<&V>`;
+//!   [`get_with`](ShardedMap::get_with) reads in place.
+//! - Lookups take any `Q: Hash + Equivalent<K>` ([`Equivalent`] is implemented for every
+//!   `Q` that `K` borrows as), so `map.get("key")` works for `String` keys as in std.
+//! - The default hasher is foldhash's randomly seeded [`DefaultHashBuilder`], which is much
+//!   faster than std's SipHash and still varies from map to map. Keys crafted to collide under one
+//!   map's seed do not collide under another's; any `BuildHasher` can be chosen instead.
+//! - Iteration yields owned clones and is not a snapshot (see [Iteration](#iteration)).
+//! - [`reserve`](ShardedMap::reserve) spreads the room over the shards: with evenly spread keys,
+//!   that many inserts grow no shard.
+//!
+//! # Performance
+//!
+//! Each shard is a hashbrown SwissTable holding entries inline, padded to its own cache line,
+//! behind a parking_lot reader-writer lock; one operation locks one shard, once. The shard is
+//! chosen from hash bits the table does not use for its slots, so each shard's table stays evenly
+//! filled. Writes allocate only when a shard grows. Reads take the read lock, an atomic
+//! read-modify-write on the shard's lock word: on read-mostly work with several threads on a few
+//! hot keys, that shared write limits scaling.
+//!
+//! The default shard count is `(4 × available_parallelism).next_power_of_two()`. More shards
+//! lower contention between writers; fewer make whole-map operations cheaper.
+//! `cargo run --release -p lanemap-bench` measures the maps against their peers on your machine.
+//!
+//! # Optional features
+//!
+//! - `serde`: `Serialize` and `Deserialize` for the maps (as a map).
+//! - `rayon`: parallel extension and collection, and [`ShardedMap::par_for_each`].
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+mod error;
+mod ops;
+mod reentrancy;
+mod sharded;
+mod sync;
+
+#[cfg(feature = "rayon")]
+mod rayon_impls;
+#[cfg(feature = "serde")]
+mod serde_impls;
+
+pub use equivalent::Equivalent;
+pub use error::{CompareExchangeError, TryReserveError};
+pub use ops::{Computed, Op};
+pub use sharded::{IntoIter, Iter, Keys, ShardedMap, ShardedMapBuilder, Values};
+
+/// The default hasher: foldhash's fast hasher, randomly seeded per map.
+///
+/// # Examples
+/// ```
+/// use lanemap::{DefaultHashBuilder, ShardedMap};
+///
+/// let map: ShardedMap<u64, u64, DefaultHashBuilder> = ShardedMap::new();
+/// map.insert(1, 1);
+/// ```
+pub type DefaultHashBuilder = foldhash::fast::RandomState;
+
+/// The README's examples, compiled and run as doc-tests.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

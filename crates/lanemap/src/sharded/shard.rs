@@ -1,0 +1,99 @@
+//! One shard: a SwissTable behind its own reader-writer lock, with a length readers need not lock.
+
+use crate::sync::{AtomicUsize, Ordering, ReadGuard, RwLock, WriteGuard};
+use hashbrown::HashTable;
+use std::ops::{Deref, DerefMut};
+
+/// An entry stored inline in the table.
+///
+/// The full hash is kept beside the key so that growing or rehashing a shard never calls the
+/// user's `Hash` again: such a call could panic halfway through a rehash, and hashbrown would then
+/// have to drop the entries it had not yet placed. It also rejects most non-matching keys before
+/// `Eq` runs.
+#[derive(Clone)]
+pub(crate) struct Entry<K, V> {
+    pub(crate) hash: u64,
+    pub(crate) key: K,
+    pub(crate) value: V,
+}
+
+/// The rehash function hashbrown needs when a shard grows.
+#[inline]
+pub(crate) fn stored_hash<K, V>(entry: &Entry<K, V>) -> u64 {
+    entry.hash
+}
+
+pub(crate) type Table<K, V> = HashTable<Entry<K, V>>;
+
+pub(crate) struct Shard<K, V> {
+    table: RwLock<Table<K, V>>,
+    /// `table.len()` as of the last write; read without the lock by [`ShardedMap::len`].
+    ///
+    /// [`ShardedMap::len`]: crate::ShardedMap::len
+    len: AtomicUsize,
+}
+
+impl<K, V> Shard<K, V> {
+    pub(crate) fn new(table: Table<K, V>) -> Self {
+        let len = AtomicUsize::new(table.len());
+        Self { table: RwLock::new(table), len }
+    }
+
+    #[inline]
+    pub(crate) fn read(&self) -> ReadGuard<'_, Table<K, V>> {
+        self.table.read()
+    }
+
+    #[inline]
+    pub(crate) fn write(&self) -> ShardWriteGuard<'_, K, V> {
+        ShardWriteGuard { table: self.table.write(), len: &self.len }
+    }
+
+    /// The entry count as of the last completed write.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        // Relaxed: the count is a statistic, ordered with nothing else; each write publishes its
+        // own final count while it still holds the lock, so the value is never older than the
+        // last write that has returned.
+        self.len.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn get_mut(&mut self) -> &mut Table<K, V> {
+        self.table.get_mut()
+    }
+
+    pub(crate) fn into_table(self) -> Table<K, V> {
+        self.table.into_inner()
+    }
+}
+
+/// Write access to a shard; when it goes away, even by unwinding out of a panicking callback,
+/// it records the shard's new length.
+pub(crate) struct ShardWriteGuard<'a, K, V> {
+    table: WriteGuard<'a, Table<K, V>>,
+    len: &'a AtomicUsize,
+}
+
+impl<K, V> Drop for ShardWriteGuard<'_, K, V> {
+    #[inline]
+    fn drop(&mut self) {
+        // Relaxed: see `Shard::len`; the lock release that follows orders it for the next writer.
+        self.len.store(self.table.len(), Ordering::Relaxed);
+    }
+}
+
+impl<K, V> Deref for ShardWriteGuard<'_, K, V> {
+    type Target = Table<K, V>;
+
+    #[inline]
+    fn deref(&self) -> &Self::Target {
+        &self.table
+    }
+}
+
+impl<K, V> DerefMut for ShardWriteGuard<'_, K, V> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.table
+    }
+}

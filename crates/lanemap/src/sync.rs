@@ -1,0 +1,128 @@
+//! The one door through which every atomic, lock, cell and thread-local passes.
+//!
+//! Under `--cfg loom` each item is loom's model-checked counterpart, so the loom models in
+//! `tests/loom*.rs` explore every interleaving of the real code. No other module imports
+//! `std::sync`, `std::cell` or `parking_lot` directly.
+
+#[cfg(not(loom))]
+// The lock-free map's atomics are re-exported here before every build uses each of them.
+#[allow(unused_imports)]
+mod imp {
+    pub(crate) use std::cell::Cell;
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering, fence};
+    pub(crate) use std::thread::yield_now;
+
+    /// A reader-writer lock that neither poisons nor hands out guards beyond this crate.
+    ///
+    /// parking_lot's lock: one word, an uncontended read or write is a single CAS, and a panic
+    /// while it is held simply releases it (no poisoning to clear).
+    pub(crate) struct RwLock<T>(parking_lot::RwLock<T>);
+
+    pub(crate) type ReadGuard<'a, T> = parking_lot::RwLockReadGuard<'a, T>;
+    pub(crate) type WriteGuard<'a, T> = parking_lot::RwLockWriteGuard<'a, T>;
+
+    impl<T> RwLock<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(parking_lot::RwLock::new(value))
+        }
+
+        #[inline]
+        pub(crate) fn read(&self) -> ReadGuard<'_, T> {
+            self.0.read()
+        }
+
+        #[inline]
+        pub(crate) fn write(&self) -> WriteGuard<'_, T> {
+            self.0.write()
+        }
+
+        pub(crate) fn get_mut(&mut self) -> &mut T {
+            self.0.get_mut()
+        }
+
+        pub(crate) fn into_inner(self) -> T {
+            self.0.into_inner()
+        }
+    }
+
+    /// `UnsafeCell` with loom's closure-based access API, so that loom can track every access.
+    #[derive(Debug)]
+    #[repr(transparent)]
+    pub(crate) struct UnsafeCell<T: ?Sized>(std::cell::UnsafeCell<T>);
+
+    // Part of the shim's API for the lock-free map; not every build uses every item.
+    #[allow(dead_code)]
+    impl<T> UnsafeCell<T> {
+        pub(crate) const fn new(value: T) -> Self {
+            Self(std::cell::UnsafeCell::new(value))
+        }
+
+        #[inline(always)]
+        pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+            f(self.0.get())
+        }
+
+        #[inline(always)]
+        pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+            f(self.0.get())
+        }
+
+        pub(crate) fn into_inner(self) -> T {
+            self.0.into_inner()
+        }
+    }
+
+    /// Declares thread-locals; loom needs its own macro to reset them between executions.
+    macro_rules! lanemap_thread_local {
+        ($($tt:tt)*) => { std::thread_local! { $($tt)* } };
+    }
+    pub(crate) use lanemap_thread_local as thread_local;
+}
+
+#[cfg(loom)]
+#[allow(unused_imports)]
+mod imp {
+    pub(crate) use loom::cell::UnsafeCell;
+    pub(crate) use std::cell::Cell;
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering, fence};
+    pub(crate) use loom::thread::yield_now;
+
+    /// loom's lock behind the same non-poisoning interface as the real one.
+    pub(crate) struct RwLock<T>(loom::sync::RwLock<T>);
+
+    pub(crate) type ReadGuard<'a, T> = loom::sync::RwLockReadGuard<'a, T>;
+    pub(crate) type WriteGuard<'a, T> = loom::sync::RwLockWriteGuard<'a, T>;
+
+    impl<T> RwLock<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(loom::sync::RwLock::new(value))
+        }
+
+        pub(crate) fn read(&self) -> ReadGuard<'_, T> {
+            self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+
+        pub(crate) fn write(&self) -> WriteGuard<'_, T> {
+            self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+
+        pub(crate) fn get_mut(&mut self) -> &mut T {
+            self.0.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+
+        pub(crate) fn into_inner(self) -> T {
+            self.0.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+    }
+
+    /// loom's macro has no `const { }` form: the initialiser is evaluated lazily instead.
+    macro_rules! lanemap_thread_local {
+        ($(#[$attr:meta])* static $name:ident: $ty:ty = const { $init:expr };) => {
+            loom::thread_local! { $(#[$attr])* static $name: $ty = $init; }
+        };
+    }
+    pub(crate) use lanemap_thread_local as thread_local;
+}
+
+#[allow(unused_imports)]
+pub(crate) use imp::*;

@@ -85,7 +85,11 @@ impl<K, V> ShardedMap<K, V, DefaultHashBuilder> {
     pub fn with_capacity(capacity: usize) -> Self {
         Self::with_capacity_and_hasher(capacity, DefaultHashBuilder::default())
     }
+}
 
+// `builder` lives on one concrete type: in a generic impl, `ShardedMap::builder()` could not
+// infer the key and value types, which only `build` fixes.
+impl ShardedMap<(), ()> {
     /// Starts a [`ShardedMapBuilder`] to set the shard count, capacity and hasher.
     ///
     /// # Examples

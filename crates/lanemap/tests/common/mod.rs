@@ -1,0 +1,286 @@
+//! What the integration tests share: one trait every map type implements, the list of map types
+//! the tests run against, and helpers (anti-hang runner, panic messages, drop-counting types).
+//!
+//! # Adding a map type to the suite
+//!
+//! 1. Implement [`ConcurrentMap`] for it. If its methods have the same names and signatures as
+//!    `ShardedMap`'s, one line does it:
+//!    `forward_concurrent_map!(HashMap, "HashMap", |_shards, capacity| {
+//!        HashMap::with_capacity_and_hasher(capacity, S::default())
+//!    });`
+//!    (the closure builds a map from a shard-count hint and a capacity).
+//! 2. Add a family type (`pub struct Lockfree; impl Family for Lockfree { type Map<K, V> = ...; }`).
+//! 3. Add one line for it to [`map_tests!`]; every generic test then runs against it too.
+#![allow(dead_code, unused_macros, unused_imports)]
+
+pub mod tracked;
+
+use lanemap::{CompareExchangeError, Computed, Equivalent, Op, ShardedMap, ShardedMapBuilder};
+use std::any::Any;
+use std::fmt::Debug;
+use std::hash::{BuildHasher, Hash};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// What a key must be for the generic tests.
+pub trait Key: Hash + Eq + Clone + Debug + Send + Sync + 'static {}
+impl<T: Hash + Eq + Clone + Debug + Send + Sync + 'static> Key for T {}
+
+/// What a value must be for the generic tests.
+pub trait Value: Clone + PartialEq + Debug + Send + Sync + 'static {}
+impl<T: Clone + PartialEq + Debug + Send + Sync + 'static> Value for T {}
+
+/// The API every concurrent map of the crate shares, as the tests use it.
+///
+/// The std traits are part of it on purpose: the suite checks them for every map.
+pub trait ConcurrentMap<K: Key, V: Value>:
+    Sized + Send + Sync + Clone + Debug + FromIterator<(K, V)> + IntoIterator<Item = (K, V)> + 'static
+{
+    /// The type's name as it appears in the map's panic messages, e.g. `"ShardedMap"`.
+    const NAME: &'static str;
+
+    /// A map with (about) `shards` shards and room for `capacity` entries; maps without shards
+    /// ignore the first number.
+    fn with_layout(shards: usize, capacity: usize) -> Self;
+
+    /// A map with a few shards and no preallocated room.
+    fn fresh() -> Self {
+        Self::with_layout(8, 0)
+    }
+
+    fn get<Q: Hash + Equivalent<K> + ?Sized>(&self, key: &Q) -> Option<V>;
+    fn get_with<Q: Hash + Equivalent<K> + ?Sized, R>(
+        &self,
+        key: &Q,
+        f: impl FnOnce(&V) -> R,
+    ) -> Option<R>;
+    fn get_key_value<Q: Hash + Equivalent<K> + ?Sized>(&self, key: &Q) -> Option<(K, V)>;
+    fn contains_key<Q: Hash + Equivalent<K> + ?Sized>(&self, key: &Q) -> bool;
+    fn insert(&self, key: K, value: V) -> Option<V>;
+    fn remove<Q: Hash + Equivalent<K> + ?Sized>(&self, key: &Q) -> Option<V>;
+    fn remove_entry<Q: Hash + Equivalent<K> + ?Sized>(&self, key: &Q) -> Option<(K, V)>;
+    fn get_or_insert_with(&self, key: K, make: impl FnOnce() -> V) -> V;
+    fn update<Q: Hash + Equivalent<K> + ?Sized, R>(
+        &self,
+        key: &Q,
+        f: impl FnOnce(&mut V) -> R,
+    ) -> Option<R>;
+    fn upsert(&self, key: K, insert: impl FnOnce() -> V, update: impl FnOnce(&mut V));
+    fn compute(&self, key: K, f: impl FnOnce(Option<&V>) -> Op<V>) -> Computed<V>;
+    fn remove_if<Q: Hash + Equivalent<K> + ?Sized>(
+        &self,
+        key: &Q,
+        f: impl FnOnce(&V) -> bool,
+    ) -> Option<V>;
+    fn compare_exchange<Q: Hash + Equivalent<K> + ?Sized>(
+        &self,
+        key: &Q,
+        current: &V,
+        new: V,
+    ) -> Result<V, CompareExchangeError<V>>;
+    fn swap<Q: Hash + Equivalent<K> + ?Sized>(&self, key: &Q, value: V) -> Result<V, V>;
+    fn retain(&self, f: impl FnMut(&K, &mut V) -> bool);
+    fn clear(&self);
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool;
+    fn for_each(&self, f: impl FnMut(&K, &V));
+    fn iter(&self) -> Box<dyn Iterator<Item = (K, V)> + '_>;
+}
+
+/// A map type, generic over its keys and values, so one test can run on every map type.
+pub trait Family: 'static {
+    type Map<K: Key, V: Value>: ConcurrentMap<K, V>;
+}
+
+/// Implements [`ConcurrentMap`] for `$map<K, V>` by calling its inherent methods of the same
+/// names; `$build` makes a map from `(shards, capacity)`.
+macro_rules! forward_concurrent_map {
+    ($map:ident, $name:literal, $build:expr) => {
+        impl<K, V, S> ConcurrentMap<K, V> for $map<K, V, S>
+        where
+            K: Key,
+            V: Value,
+            S: BuildHasher + Default + Clone + Send + Sync + 'static,
+        {
+            const NAME: &'static str = $name;
+
+            fn with_layout(shards: usize, capacity: usize) -> Self {
+                let build: fn(usize, usize) -> Self = $build;
+                build(shards, capacity)
+            }
+            fn get<Q: Hash + Equivalent<K> + ?Sized>(&self, key: &Q) -> Option<V> {
+                $map::get(self, key)
+            }
+            fn get_with<Q: Hash + Equivalent<K> + ?Sized, R>(
+                &self,
+                key: &Q,
+                f: impl FnOnce(&V) -> R,
+            ) -> Option<R> {
+                $map::get_with(self, key, f)
+            }
+            fn get_key_value<Q: Hash + Equivalent<K> + ?Sized>(&self, key: &Q) -> Option<(K, V)> {
+                $map::get_key_value(self, key)
+            }
+            fn contains_key<Q: Hash + Equivalent<K> + ?Sized>(&self, key: &Q) -> bool {
+                $map::contains_key(self, key)
+            }
+            fn insert(&self, key: K, value: V) -> Option<V> {
+                $map::insert(self, key, value)
+            }
+            fn remove<Q: Hash + Equivalent<K> + ?Sized>(&self, key: &Q) -> Option<V> {
+                $map::remove(self, key)
+            }
+            fn remove_entry<Q: Hash + Equivalent<K> + ?Sized>(&self, key: &Q) -> Option<(K, V)> {
+                $map::remove_entry(self, key)
+            }
+            fn get_or_insert_with(&self, key: K, make: impl FnOnce() -> V) -> V {
+                $map::get_or_insert_with(self, key, make)
+            }
+            fn update<Q: Hash + Equivalent<K> + ?Sized, R>(
+                &self,
+                key: &Q,
+                f: impl FnOnce(&mut V) -> R,
+            ) -> Option<R> {
+                $map::update(self, key, f)
+            }
+            fn upsert(&self, key: K, insert: impl FnOnce() -> V, update: impl FnOnce(&mut V)) {
+                $map::upsert(self, key, insert, update)
+            }
+            fn compute(&self, key: K, f: impl FnOnce(Option<&V>) -> Op<V>) -> Computed<V> {
+                $map::compute(self, key, f)
+            }
+            fn remove_if<Q: Hash + Equivalent<K> + ?Sized>(
+                &self,
+                key: &Q,
+                f: impl FnOnce(&V) -> bool,
+            ) -> Option<V> {
+                $map::remove_if(self, key, f)
+            }
+            fn compare_exchange<Q: Hash + Equivalent<K> + ?Sized>(
+                &self,
+                key: &Q,
+                current: &V,
+                new: V,
+            ) -> Result<V, CompareExchangeError<V>> {
+                $map::compare_exchange(self, key, current, new)
+            }
+            fn swap<Q: Hash + Equivalent<K> + ?Sized>(&self, key: &Q, value: V) -> Result<V, V> {
+                $map::swap(self, key, value)
+            }
+            fn retain(&self, f: impl FnMut(&K, &mut V) -> bool) {
+                $map::retain(self, f)
+            }
+            fn clear(&self) {
+                $map::clear(self)
+            }
+            fn len(&self) -> usize {
+                $map::len(self)
+            }
+            fn is_empty(&self) -> bool {
+                $map::is_empty(self)
+            }
+            fn for_each(&self, f: impl FnMut(&K, &V)) {
+                $map::for_each(self, f)
+            }
+            fn iter(&self) -> Box<dyn Iterator<Item = (K, V)> + '_> {
+                Box::new($map::iter(self))
+            }
+        }
+    };
+}
+
+forward_concurrent_map!(ShardedMap, "ShardedMap", |shards, capacity| {
+    ShardedMapBuilder::new()
+        .shards(shards)
+        .capacity(capacity)
+        .hasher(S::default())
+        .build()
+});
+
+/// [`ShardedMap`] with the default hasher.
+pub struct Sharded;
+
+impl Family for Sharded {
+    type Map<K: Key, V: Value> = ShardedMap<K, V>;
+}
+
+/// Instantiates the listed generic test functions (`fn name<F: Family>()`) once per map type,
+/// as `#[test]`s in one module per map type (`sharded::name`, ...).
+macro_rules! map_tests {
+    ($($test:ident),* $(,)?) => {
+        mod sharded {
+            $(
+                #[test]
+                fn $test() {
+                    super::$test::<crate::common::Sharded>();
+                }
+            )*
+        }
+        // Next map type: one more module, e.g.
+        // mod hash_map { $( #[test] fn $test() { super::$test::<crate::common::Lockfree>(); } )* }
+    };
+}
+pub(crate) use map_tests;
+
+/// A generous bound for work that takes milliseconds; only a deadlock comes near it.
+pub const HANG_BOUND: Duration = Duration::from_secs(60);
+
+/// Runs `body` on its own thread and returns its result, failing the test (instead of hanging
+/// the test run) if it has not finished within [`HANG_BOUND`]. A panic in `body` is passed on
+/// to the caller.
+pub fn run_bounded<T: Send + 'static>(what: &str, body: impl FnOnce() -> T + Send + 'static) -> T {
+    let (done, finished) = mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        let result = body();
+        // The receiver may have given up already; nothing to do then.
+        let _ = done.send(());
+        result
+    });
+    match finished.recv_timeout(HANG_BOUND) {
+        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => match worker.join() {
+            Ok(result) => result,
+            Err(panic) => std::panic::resume_unwind(panic),
+        },
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{what}: did not finish within {HANG_BOUND:?}; the map is probably deadlocked")
+        }
+    }
+}
+
+/// The text of a caught panic.
+pub fn panic_message(panic: &(dyn Any + Send)) -> String {
+    if let Some(message) = panic.downcast_ref::<&str>() {
+        (*message).to_owned()
+    } else if let Some(message) = panic.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "<panic with a non-string payload>".to_owned()
+    }
+}
+
+/// Runs `f`, which must panic, and returns the panic's message.
+pub fn expect_panic<R>(what: &str, f: impl FnOnce() -> R) -> String {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(_) => panic!("{what}: expected a panic, but the call returned"),
+        Err(panic) => panic_message(&*panic),
+    }
+}
+
+/// `n` scaled down under Miri (where everything is ~1000x slower), or up by the
+/// `LANEMAP_STRESS_SCALE` environment variable for long local runs.
+pub fn scaled(n: usize) -> usize {
+    if cfg!(miri) {
+        return (n / 64).max(4);
+    }
+    let factor = std::env::var("LANEMAP_STRESS_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok());
+    n * factor.unwrap_or(1)
+}
+
+/// The map's contents, sorted, as read by `iter`.
+pub fn sorted_entries<K: Key + Ord, V: Value, M: ConcurrentMap<K, V>>(map: &M) -> Vec<(K, V)> {
+    let mut entries: Vec<(K, V)> = map.iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries
+}

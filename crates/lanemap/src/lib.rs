@@ -165,7 +165,10 @@
 #![warn(missing_docs)]
 
 mod error;
+mod hash_map;
 mod ops;
+mod raw;
+mod reclaim;
 mod reentrancy;
 mod sharded;
 mod sync;
@@ -177,8 +180,15 @@ mod serde_impls;
 
 pub use equivalent::Equivalent;
 pub use error::{CompareExchangeError, TryReserveError};
+pub use hash_map::{HashMap, HashMapRef, PinnedIter};
 pub use ops::{Computed, Op};
+pub use reclaim::{Guard, LocalGuard, OwnedGuard};
 pub use sharded::{IntoIter, Iter, Keys, ShardedMap, ShardedMapBuilder, Values};
+
+/// Iterators of [`HashMap`] (named apart from [`ShardedMap`]'s).
+pub mod hash_map_iter {
+    pub use crate::hash_map::{Iter, Keys, Values};
+}
 
 /// The default hasher: foldhash's fast hasher, randomly seeded per map.
 ///

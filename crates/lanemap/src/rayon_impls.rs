@@ -1,9 +1,7 @@
 //! `rayon` support (feature `rayon`): parallel collection, extension and visiting.
 
 use crate::ShardedMap;
-use rayon::iter::{
-    FromParallelIterator, IntoParallelIterator, ParallelExtend, ParallelIterator,
-};
+use rayon::iter::{FromParallelIterator, IntoParallelIterator, ParallelExtend, ParallelIterator};
 use std::hash::{BuildHasher, Hash};
 
 impl<K, V, S> ParallelExtend<(K, V)> for ShardedMap<K, V, S>

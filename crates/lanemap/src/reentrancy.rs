@@ -32,8 +32,11 @@ struct Stack {
 
 impl Stack {
     const fn new() -> Self {
-        const EMPTY: Cell<Frame> = Cell::new(Frame { map: 0, method: "" });
-        Self { depth: Cell::new(0), frames: [EMPTY; MAX_DEPTH] }
+        const EMPTY: Frame = Frame { map: 0, method: "" };
+        Self {
+            depth: Cell::new(0),
+            frames: [const { Cell::new(EMPTY) }; MAX_DEPTH],
+        }
     }
 }
 
@@ -72,7 +75,9 @@ impl Enter {
             stack.frames[depth].set(Frame { map, method });
             stack.depth.set(depth + 1);
         });
-        Enter { _not_send: PhantomData }
+        Enter {
+            _not_send: PhantomData,
+        }
     }
 }
 
@@ -122,7 +127,9 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "`A::insert` was called on a map from code running inside `A::update`")]
+    #[should_panic(
+        expected = "`A::insert` was called on a map from code running inside `A::update`"
+    )]
     fn same_map_panics_with_both_names() {
         let _outer = Enter::new(1, "A::update");
         let _inner = Enter::new(1, "A::insert");

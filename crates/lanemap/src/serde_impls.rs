@@ -37,7 +37,10 @@ where
     }
 }
 
-struct MapVisitor<K, V, S>(PhantomData<fn() -> ShardedMap<K, V, S>>);
+/// Builds the map; `fn() -> T` keeps the visitor `Send` and `Sync` whatever `T` is.
+type Makes<T> = PhantomData<fn() -> T>;
+
+struct MapVisitor<K, V, S>(Makes<ShardedMap<K, V, S>>);
 
 impl<'de, K, V, S> Visitor<'de> for MapVisitor<K, V, S>
 where

@@ -9,7 +9,9 @@
 #[allow(unused_imports)]
 mod imp {
     pub(crate) use std::cell::Cell;
-    pub(crate) use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering, fence};
+    pub(crate) use std::sync::atomic::{
+        AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering, fence,
+    };
     pub(crate) use std::thread::yield_now;
 
     /// A reader-writer lock that neither poisons nor hands out guards beyond this crate.
@@ -20,6 +22,10 @@ mod imp {
 
     pub(crate) type ReadGuard<'a, T> = parking_lot::RwLockReadGuard<'a, T>;
     pub(crate) type WriteGuard<'a, T> = parking_lot::RwLockWriteGuard<'a, T>;
+
+    /// A mutual-exclusion lock that does not poison: parking_lot's one-byte mutex.
+    pub(crate) type Mutex<T> = parking_lot::Mutex<T>;
+    pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
 
     impl<T> RwLock<T> {
         pub(crate) fn new(value: T) -> Self {
@@ -34,10 +40,6 @@ mod imp {
         #[inline]
         pub(crate) fn write(&self) -> WriteGuard<'_, T> {
             self.0.write()
-        }
-
-        pub(crate) fn get_mut(&mut self) -> &mut T {
-            self.0.get_mut()
         }
 
         pub(crate) fn into_inner(self) -> T {
@@ -83,15 +85,39 @@ mod imp {
 #[allow(unused_imports)]
 mod imp {
     pub(crate) use loom::cell::UnsafeCell;
-    pub(crate) use std::cell::Cell;
-    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering, fence};
+    pub(crate) use loom::sync::atomic::{
+        AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering, fence,
+    };
     pub(crate) use loom::thread::yield_now;
+    pub(crate) use std::cell::Cell;
 
     /// loom's lock behind the same non-poisoning interface as the real one.
     pub(crate) struct RwLock<T>(loom::sync::RwLock<T>);
 
     pub(crate) type ReadGuard<'a, T> = loom::sync::RwLockReadGuard<'a, T>;
     pub(crate) type WriteGuard<'a, T> = loom::sync::RwLockWriteGuard<'a, T>;
+    pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+
+    /// loom's mutex behind parking_lot's non-poisoning `lock()`.
+    pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
+
+    impl<T> Mutex<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(loom::sync::Mutex::new(value))
+        }
+
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            self.0
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+
+        pub(crate) fn get_mut(&mut self) -> &mut T {
+            self.0
+                .get_mut()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+    }
 
     impl<T> RwLock<T> {
         pub(crate) fn new(value: T) -> Self {
@@ -99,19 +125,27 @@ mod imp {
         }
 
         pub(crate) fn read(&self) -> ReadGuard<'_, T> {
-            self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+            self.0
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
         }
 
         pub(crate) fn write(&self) -> WriteGuard<'_, T> {
-            self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+            self.0
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
         }
 
         pub(crate) fn get_mut(&mut self) -> &mut T {
-            self.0.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner())
+            self.0
+                .get_mut()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
         }
 
         pub(crate) fn into_inner(self) -> T {
-            self.0.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner())
+            self.0
+                .into_inner()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
         }
     }
 

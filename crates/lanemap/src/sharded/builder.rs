@@ -38,7 +38,11 @@ impl ShardedMapBuilder<DefaultHashBuilder> {
     /// assert!(map.shard_count().is_power_of_two());
     /// ```
     pub fn new() -> Self {
-        Self { shards: None, capacity: 0, hasher: DefaultHashBuilder::default() }
+        Self {
+            shards: None,
+            capacity: 0,
+            hasher: DefaultHashBuilder::default(),
+        }
     }
 }
 
@@ -100,7 +104,11 @@ impl<S> ShardedMapBuilder<S> {
     /// assert_eq!(map.get(&1), Some(1));
     /// ```
     pub fn hasher<T>(self, hasher: T) -> ShardedMapBuilder<T> {
-        ShardedMapBuilder { shards: self.shards, capacity: self.capacity, hasher }
+        ShardedMapBuilder {
+            shards: self.shards,
+            capacity: self.capacity,
+            hasher,
+        }
     }
 
     /// Builds the empty map.

@@ -15,7 +15,12 @@ struct ShardCursor<'a, K, V, S, T> {
 
 impl<'a, K, V, S, T> ShardCursor<'a, K, V, S, T> {
     fn new(map: &'a ShardedMap<K, V, S>, project: fn(&Entry<K, V>) -> T) -> Self {
-        Self { map, next_shard: 0, buffer: Vec::new().into_iter(), project }
+        Self {
+            map,
+            next_shard: 0,
+            buffer: Vec::new().into_iter(),
+            project,
+        }
     }
 
     fn next(&mut self) -> Option<T> {
@@ -27,7 +32,11 @@ impl<'a, K, V, S, T> ShardCursor<'a, K, V, S, T> {
             self.next_shard += 1;
             let _enter = self.map.enter("ShardedMap::iter");
             let table = shard.read();
-            self.buffer = table.iter().map(self.project).collect::<Vec<T>>().into_iter();
+            self.buffer = table
+                .iter()
+                .map(self.project)
+                .collect::<Vec<T>>()
+                .into_iter();
         }
     }
 }
@@ -90,7 +99,10 @@ pub struct IntoIter<K, V> {
 
 impl<K, V> IntoIter<K, V> {
     pub(super) fn new(tables: Vec<Table<K, V>>) -> Self {
-        Self { tables: tables.into_iter(), current: Table::default().into_iter() }
+        Self {
+            tables: tables.into_iter(),
+            current: Table::default().into_iter(),
+        }
     }
 }
 
@@ -117,6 +129,8 @@ impl<K, V> FusedIterator for IntoIter<K, V> {}
 
 impl<K, V> fmt::Debug for IntoIter<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IntoIter").field("remaining", &self.size_hint().0).finish()
+        f.debug_struct("IntoIter")
+            .field("remaining", &self.size_hint().0)
+            .finish()
     }
 }

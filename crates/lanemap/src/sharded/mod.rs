@@ -2,20 +2,20 @@
 
 mod builder;
 mod iter;
-mod traits;
 pub(crate) mod shard;
+mod traits;
 
 pub use builder::ShardedMapBuilder;
 pub use iter::{IntoIter, Iter, Keys, Values};
 
+use crate::DefaultHashBuilder;
 use crate::error::{CompareExchangeError, TryReserveError};
 use crate::ops::{Computed, Op};
 use crate::reentrancy::Enter;
-use crate::DefaultHashBuilder;
 use crossbeam_utils::CachePadded;
 use equivalent::Equivalent;
 use hashbrown::hash_table::Entry as TableEntry;
-use shard::{stored_hash, Entry, Shard, Table};
+use shard::{Entry, Shard, Table, stored_hash};
 use std::hash::{BuildHasher, Hash};
 
 /// A concurrent hash map made of shards, each a SwissTable behind its own reader-writer lock.
@@ -142,7 +142,11 @@ impl<K, V, S> ShardedMap<K, V, S> {
             .map(|_| CachePadded::new(Shard::new(Table::with_capacity(per_shard))))
             .collect();
         let shift = 63 - shards.len().trailing_zeros();
-        Self { shards, shift, hasher }
+        Self {
+            shards,
+            shift,
+            hasher,
+        }
     }
 
     /// The number of entries.
@@ -191,7 +195,10 @@ impl<K, V, S> ShardedMap<K, V, S> {
     /// ```
     pub fn capacity(&self) -> usize {
         let _enter = self.enter("ShardedMap::capacity");
-        self.shards.iter().map(|shard| shard.read().capacity()).sum()
+        self.shards
+            .iter()
+            .map(|shard| shard.read().capacity())
+            .sum()
     }
 
     /// The number of shards (a power of two).
@@ -286,7 +293,9 @@ impl<K, V, S> ShardedMap<K, V, S> {
     pub fn retain(&self, mut f: impl FnMut(&K, &mut V) -> bool) {
         let _enter = self.enter("ShardedMap::retain");
         for shard in self.shards.iter() {
-            shard.write().retain(|entry| f(&entry.key, &mut entry.value));
+            shard
+                .write()
+                .retain(|entry| f(&entry.key, &mut entry.value));
         }
     }
 
@@ -407,7 +416,11 @@ impl<K, V, S> ShardedMap<K, V, S> {
     /// ```
     pub fn try_reserve(&self, additional: usize) -> Result<(), TryReserveError> {
         // The total must fit too, even though each shard only sees its share.
-        if self.len().checked_add(additional).is_none_or(|total| total > isize::MAX as usize) {
+        if self
+            .len()
+            .checked_add(additional)
+            .is_none_or(|total| total > isize::MAX as usize)
+        {
             return Err(TryReserveError::CapacityOverflow);
         }
         let per_shard = additional.div_ceil(self.shards.len());
@@ -430,8 +443,12 @@ impl<K, V, S> ShardedMap<K, V, S> {
         // the top ones; the bits just below the tag are free until a shard holds
         // 2^(57 - log2 shards) buckets, so choosing the shard with them keeps the entries of one
         // shard spread over its whole table.
-        let index = ((hash << 7) >> 1 >> self.shift) as usize;
-        &self.shards[index]
+        &self.shards[self.shard_index(hash)]
+    }
+
+    #[inline]
+    fn shard_index(&self, hash: u64) -> usize {
+        ((hash << 7) >> 1 >> self.shift) as usize
     }
 }
 
@@ -631,7 +648,9 @@ where
         let hash = self.hash(key);
         let _enter = self.enter("ShardedMap::remove");
         let mut table = self.shard(hash).write();
-        let occupied = table.find_entry(hash, |e| e.hash == hash && key.equivalent(&e.key)).ok()?;
+        let occupied = table
+            .find_entry(hash, |e| e.hash == hash && key.equivalent(&e.key))
+            .ok()?;
         if !f(&occupied.get().value) {
             return None;
         }
@@ -666,11 +685,27 @@ where
             return entry.value.clone();
         }
         let mut table = shard.write();
+        // Teeth for the loom models (tests/loom_sharded.rs): the check-then-act bug, inserting
+        // without looking again under the write lock. Never built outside those runs.
+        #[cfg(lanemap_broken)]
+        {
+            let value = make();
+            let entry = Entry { hash, key, value };
+            return table
+                .insert_unique(hash, entry, stored_hash)
+                .get()
+                .value
+                .clone();
+        }
         match table.entry(hash, |e| e.hash == hash && e.key == key, stored_hash) {
             TableEntry::Occupied(occupied) => occupied.get().value.clone(),
             TableEntry::Vacant(vacant) => {
                 let value = make();
-                vacant.insert(Entry { hash, key, value }).get().value.clone()
+                vacant
+                    .insert(Entry { hash, key, value })
+                    .get()
+                    .value
+                    .clone()
             }
         }
     }
@@ -811,7 +846,10 @@ where
         let mut table = self.shard(hash).write();
         match table.find_mut(hash, |e| e.hash == hash && key.equivalent(&e.key)) {
             Some(entry) if entry.value == *current => Ok(std::mem::replace(&mut entry.value, new)),
-            Some(entry) => Err(CompareExchangeError { current: Some(entry.value.clone()), new }),
+            Some(entry) => Err(CompareExchangeError {
+                current: Some(entry.value.clone()),
+                new,
+            }),
             None => Err(CompareExchangeError { current: None, new }),
         }
     }
@@ -851,7 +889,7 @@ where
 
 /// `(4 × available_parallelism).next_power_of_two()`, computed once: asking the OS is a syscall
 /// (and a cgroup read on Linux).
-fn default_shard_count() -> usize {
+pub(crate) fn default_shard_count() -> usize {
     #[cfg(not(loom))]
     {
         static COUNT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
@@ -875,11 +913,11 @@ mod tests {
     fn shard_bits_stay_clear_of_the_tag_and_the_low_index_bits() {
         let map: ShardedMap<u64, u64> = ShardedMap::builder().shards(4).build();
         // The two bits right below the 7-bit tag choose the shard.
-        assert_eq!(map.shard(0) as *const _, &*map.shards[0] as *const _);
-        assert_eq!(map.shard(1 << 55) as *const _, &*map.shards[1] as *const _);
-        assert_eq!(map.shard(1 << 56) as *const _, &*map.shards[2] as *const _);
-        assert_eq!(map.shard(u64::MAX >> 9 | 0xFE00_0000_0000_0000) as *const _, &*map.shards[0] as *const _);
+        assert_eq!(map.shard_index(0), 0);
+        assert_eq!(map.shard_index(1 << 55), 1);
+        assert_eq!(map.shard_index(1 << 56), 2);
+        assert_eq!(map.shard_index((u64::MAX >> 9) | 0xFE00_0000_0000_0000), 0);
         let one: ShardedMap<u64, u64> = ShardedMap::builder().shards(1).build();
-        assert_eq!(one.shard(u64::MAX) as *const _, &*one.shards[0] as *const _);
+        assert_eq!(one.shard_index(u64::MAX), 0);
     }
 }

@@ -36,7 +36,10 @@ pub(crate) struct Shard<K, V> {
 impl<K, V> Shard<K, V> {
     pub(crate) fn new(table: Table<K, V>) -> Self {
         let len = AtomicUsize::new(table.len());
-        Self { table: RwLock::new(table), len }
+        Self {
+            table: RwLock::new(table),
+            len,
+        }
     }
 
     #[inline]
@@ -46,7 +49,10 @@ impl<K, V> Shard<K, V> {
 
     #[inline]
     pub(crate) fn write(&self) -> ShardWriteGuard<'_, K, V> {
-        ShardWriteGuard { table: self.table.write(), len: &self.len }
+        ShardWriteGuard {
+            table: self.table.write(),
+            len: &self.len,
+        }
     }
 
     /// The entry count as of the last completed write.
@@ -56,10 +62,6 @@ impl<K, V> Shard<K, V> {
         // own final count while it still holds the lock, so the value is never older than the
         // last write that has returned.
         self.len.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn get_mut(&mut self) -> &mut Table<K, V> {
-        self.table.get_mut()
     }
 
     pub(crate) fn into_table(self) -> Table<K, V> {

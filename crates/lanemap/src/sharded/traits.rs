@@ -49,7 +49,11 @@ impl<K: Clone, V: Clone, S: Clone> Clone for ShardedMap<K, V, S> {
             .iter()
             .map(|shard| CachePadded::new(super::Shard::new(shard.read().clone())))
             .collect();
-        Self { shards, shift: self.shift, hasher: self.hasher.clone() }
+        Self {
+            shards,
+            shift: self.shift,
+            hasher: self.hasher.clone(),
+        }
     }
 }
 
@@ -150,8 +154,12 @@ impl<K, V, S> IntoIterator for ShardedMap<K, V, S> {
     /// assert_eq!(entries, [(1, "a".to_string())]);
     /// ```
     fn into_iter(self) -> IntoIter<K, V> {
-        let tables =
-            self.shards.into_vec().into_iter().map(|shard| shard.into_inner().into_table()).collect();
+        let tables = self
+            .shards
+            .into_vec()
+            .into_iter()
+            .map(|shard| shard.into_inner().into_table())
+            .collect();
         IntoIter::new(tables)
     }
 }

@@ -1,0 +1,124 @@
+//! Walking every entry without locks, while writers and migrations go on.
+
+use super::RawMap;
+use super::node::{Node, is_moved, untagged};
+use super::table::Table;
+use crate::reclaim::Guard;
+use crate::sync::Ordering;
+use std::ptr;
+
+/// A position in a walk over every entry; each step borrows the guard that protects the tables
+/// it points into.
+///
+/// The walk goes shard by shard; within a shard, along the chain of tables that starts at the
+/// shard's `current` table when the walk reaches it. A key may sit in several tables of a chain
+/// while a migration runs (moved, or inserted into the new table directly). The walk reports each
+/// key from the *first* table of the chain that holds it: a slot in a later table whose key an
+/// earlier table also holds is skipped, and a MOVED slot reports the key's current node from the
+/// later tables. An earlier table's set of keys stops changing once it has a `next` (writes go to
+/// the newest table), so a key present for the whole walk is reported exactly once. A key removed
+/// and then inserted again while the walk runs may be reported twice.
+///
+/// Invariant: `first` and `table` were loaded through the guard passed to [`Cursor::next`], and
+/// that same guard lives as long as the cursor is used.
+pub(crate) struct Cursor<K, V> {
+    next_shard: usize,
+    /// The first table of the current shard's chain.
+    first: *mut Table<K, V>,
+    /// The table being walked, `first` or a successor; null between shards.
+    table: *mut Table<K, V>,
+    index: usize,
+}
+
+// Safety: the cursor only holds positions; they are dereferenced under a guard of the map, and
+// the map is shared between threads only when `K` and `V` are `Send + Sync`.
+unsafe impl<K: Send + Sync, V: Send + Sync> Send for Cursor<K, V> {}
+// Safety: as above; `&Cursor` allows no access at all.
+unsafe impl<K: Send + Sync, V: Send + Sync> Sync for Cursor<K, V> {}
+
+impl<K, V> Cursor<K, V> {
+    pub(crate) fn new() -> Self {
+        Self {
+            next_shard: 0,
+            first: ptr::null_mut(),
+            table: ptr::null_mut(),
+            index: 0,
+        }
+    }
+
+    /// The next entry, valid while `guard` lives.
+    ///
+    /// # Safety
+    /// Every call on this cursor passes the same map and the same guard (one of the map's).
+    pub(crate) unsafe fn next<'g, S, G: Guard>(
+        &mut self,
+        map: &'g RawMap<K, V, S>,
+        guard: &'g G,
+    ) -> Option<&'g Node<K, V>>
+    where
+        K: Eq,
+    {
+        loop {
+            if self.table.is_null() {
+                let shard = map.shards.get(self.next_shard)?;
+                self.next_shard += 1;
+                // Acquire: pairs with the Release store that installed the table.
+                self.first = guard.protect(&shard.current, Ordering::Acquire);
+                self.table = self.first;
+                self.index = 0;
+            }
+            // Safety: loaded through `guard` from `current` or a `next` link while linked
+            // (the caller passes the same guard every time); tables are retired only once
+            // unlinked, so it is still allocated.
+            let table = unsafe { &*self.table };
+            if self.index == table.capacity() {
+                // Acquire: pairs with the Release store that linked the next table.
+                self.table = guard.protect(&table.next, Ordering::Acquire);
+                self.index = 0;
+                continue;
+            }
+            // Acquire: pairs with the Release store that published the node or its MOVED mark.
+            let ptr = guard.protect(table.slot_for_reader(self.index), Ordering::Acquire);
+            self.index += 1;
+            if ptr.is_null() {
+                continue;
+            }
+            // Safety: a node loaded through `guard` from a linked slot stays allocated while
+            // the guard lives.
+            let node = unsafe { &*untagged(ptr) };
+            if self.table != self.first && self.earlier_table_holds(node, guard) {
+                continue;
+            }
+            if !is_moved(ptr) {
+                return Some(node);
+            }
+            // The key's current node, wherever the migration put it (or nothing if removed).
+            let next = guard.protect(&table.next, Ordering::Acquire);
+            debug_assert!(
+                !next.is_null(),
+                "a MOVED slot in a table without a next table"
+            );
+            if let Some(current) = RawMap::<K, V, S>::get_from(next, node.hash, &node.key, guard) {
+                return Some(current);
+            }
+        }
+    }
+
+    /// Whether a table of the chain before `self.table` holds `node`'s key.
+    fn earlier_table_holds(&self, node: &Node<K, V>, guard: &impl Guard) -> bool
+    where
+        K: Eq,
+    {
+        let mut table = self.first;
+        while table != self.table {
+            // Safety: every table of the chain was loaded through `guard` while linked.
+            let t = unsafe { &*table };
+            if t.holds(node.hash, &node.key, guard) {
+                return true;
+            }
+            // Acquire: pairs with the Release store that linked the next table.
+            table = guard.protect(&t.next, Ordering::Acquire);
+        }
+        false
+    }
+}

@@ -1,0 +1,33 @@
+//! Entries of the lock-free-read map: each in its own allocation, so a reader can keep using one
+//! after a writer has replaced or removed it, until the reader's guard goes away.
+
+/// One key-value pair with its full hash (so that moving it to a new table never calls `Hash`).
+///
+/// Immutable once published: a writer that changes a value publishes a new node and retires the
+/// old one.
+pub(crate) struct Node<K, V> {
+    pub(crate) hash: u64,
+    pub(crate) key: K,
+    pub(crate) value: V,
+}
+
+/// Low pointer bit set in a slot of an outgrown table: "this node now lives in the next table".
+const MOVED: usize = 1;
+
+// Nodes start with a `u64`, so their addresses always have the MOVED bit clear.
+const _: () = assert!(align_of::<Node<(), ()>>() > MOVED);
+
+#[inline]
+pub(crate) fn is_moved<T>(ptr: *mut T) -> bool {
+    ptr.addr() & MOVED != 0
+}
+
+#[inline]
+pub(crate) fn moved<T>(ptr: *mut T) -> *mut T {
+    ptr.map_addr(|addr| addr | MOVED)
+}
+
+#[inline]
+pub(crate) fn untagged<T>(ptr: *mut T) -> *mut T {
+    ptr.map_addr(|addr| addr & !MOVED)
+}

@@ -1,0 +1,272 @@
+//! The memory layout of one shard's table, and the probing that readers and the writer share.
+//!
+//! ```text
+//! Table
+//! ├── ctrl:  [AtomicU64; capacity / 8]   one control byte per slot, 8 per word (see group.rs)
+//! ├── slots: [AtomicPtr<Node>; capacity]  null, a node, or a node tagged MOVED
+//! └── next:  AtomicPtr<Table>             the table this one is migrating into, set at most once
+//! ```
+//!
+//! Slot states as a reader sees them (ctrl byte, slot pointer):
+//!
+//! | ctrl | slot | meaning |
+//! |---|---|---|
+//! | EMPTY | null | never used; ends a probe |
+//! | DELETED | null | tombstone |
+//! | tag | node | live entry |
+//! | tag | node + MOVED | entry copied to `next`; look there |
+//!
+//! A writer changes a slot only while holding its shard's lock. It publishes in the order
+//! "slot pointer, then control byte", each with `Release`, and readers load "control word, then
+//! slot pointer", each with `Acquire`; a reader that sees a tag therefore sees a node that is
+//! fully initialised (or a later one).
+
+use super::group::{self, ALL_EMPTY, GROUP};
+use super::node::{Node, is_moved, untagged};
+use crate::error::TryReserveError;
+use crate::reclaim::Guard;
+use crate::sync::{AtomicPtr, AtomicU64, Ordering};
+use equivalent::Equivalent;
+use std::ptr;
+
+/// The smallest table: one group.
+pub(crate) const MIN_CAPACITY: usize = GROUP;
+
+pub(crate) struct Table<K, V> {
+    /// Invariant: `ctrl.len() * GROUP == slots.len()`, a power of two `>= MIN_CAPACITY`.
+    ctrl: Box<[AtomicU64]>,
+    slots: Box<[AtomicPtr<Node<K, V>>]>,
+    /// The table this one migrates into; null until a migration starts, then never changed.
+    pub(crate) next: AtomicPtr<Table<K, V>>,
+}
+
+/// Where a reader's probe for a key ended.
+pub(crate) enum Lookup<'g, K, V> {
+    Found(&'g Node<K, V>),
+    /// The key's node was moved to `next`: continue there.
+    Moved,
+    /// No entry for the key in this table (it may still be in `next`, if there is one).
+    Absent,
+}
+
+/// Where the writer's probe for a key ended.
+pub(crate) enum Slot<K, V> {
+    Occupied { index: usize, node: *mut Node<K, V> },
+    Vacant { index: usize },
+}
+
+impl<K, V> Table<K, V> {
+    /// The capacity a table needs to hold `entries` within its load limit.
+    pub(crate) fn capacity_for(entries: usize) -> Result<usize, TryReserveError> {
+        let slots = entries
+            .checked_mul(8)
+            .ok_or(TryReserveError::CapacityOverflow)?
+            / 7
+            + 1;
+        let capacity = slots.max(MIN_CAPACITY).checked_next_power_of_two();
+        let capacity = capacity.ok_or(TryReserveError::CapacityOverflow)?;
+        // Both arrays together must stay addressable.
+        let bytes = capacity.checked_mul(size_of::<AtomicPtr<()>>() + 1);
+        match bytes {
+            Some(bytes) if bytes <= isize::MAX as usize => Ok(capacity),
+            _ => Err(TryReserveError::CapacityOverflow),
+        }
+    }
+
+    /// An empty table of `capacity` slots (a power of two `>= MIN_CAPACITY`).
+    pub(crate) fn try_new(capacity: usize) -> Result<Box<Self>, TryReserveError> {
+        debug_assert!(capacity.is_power_of_two() && capacity >= MIN_CAPACITY);
+        let ctrl = try_filled(capacity / GROUP, || AtomicU64::new(ALL_EMPTY))?;
+        let slots = try_filled(capacity, || AtomicPtr::new(ptr::null_mut()))?;
+        Ok(Box::new(Self {
+            ctrl,
+            slots,
+            next: AtomicPtr::new(ptr::null_mut()),
+        }))
+    }
+
+    #[inline]
+    pub(crate) fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The most slots (live or tombstone) the table may use: 7/8 of them, so that probes end.
+    #[inline]
+    pub(crate) fn max_used(&self) -> usize {
+        self.capacity() / 8 * 7
+    }
+
+    /// Probes for `key`, as a reader: no lock, no writes.
+    #[inline]
+    pub(crate) fn lookup<'g, Q>(
+        &self,
+        hash: u64,
+        key: &Q,
+        guard: &'g impl Guard,
+    ) -> Lookup<'g, K, V>
+    where
+        Q: Equivalent<K> + ?Sized,
+    {
+        let tag = group::tag(hash);
+        for group_index in self.probe(hash) {
+            // Acquire: pairs with the writer's Release store of this word, so the slot pointers
+            // written before it are visible below.
+            let group = self.ctrl[group_index].load(Ordering::Acquire);
+            for offset in group::match_tag(group, tag) {
+                let slot = &self.slots[group_index * GROUP + offset];
+                // Acquire: pairs with the Release store that published the node (or its MOVED
+                // mark), so its contents, and for a moved node its copy in `next`, are visible.
+                let ptr = guard.protect(slot, Ordering::Acquire);
+                if ptr.is_null() {
+                    continue;
+                }
+                // Safety: a non-null slot points to a node that was live when loaded; the node
+                // is retired only after being unlinked, and `guard` keeps it allocated until the
+                // guard is dropped, which outlives `'g`.
+                let node = unsafe { &*untagged(ptr) };
+                if node.hash == hash && key.equivalent(&node.key) {
+                    return if is_moved(ptr) {
+                        Lookup::Moved
+                    } else {
+                        Lookup::Found(node)
+                    };
+                }
+            }
+            if group::match_empty(group).any() {
+                break;
+            }
+        }
+        Lookup::Absent
+    }
+
+    /// Whether any slot, moved or not, holds `key`: the iterator's "was this key already this
+    /// table's to report" test.
+    pub(crate) fn holds<Q>(&self, hash: u64, key: &Q, guard: &impl Guard) -> bool
+    where
+        Q: Equivalent<K> + ?Sized,
+    {
+        !matches!(self.lookup(hash, key, guard), Lookup::Absent)
+    }
+
+    /// Probes for `key`, as the writer (the shard lock held): the occupied slot, or the first free
+    /// one on the key's probe path.
+    ///
+    /// Returns `None` if the key is absent and no slot is free (the caller grows first).
+    pub(crate) fn find_for_write<Q>(&self, hash: u64, key: &Q) -> Option<Slot<K, V>>
+    where
+        Q: Equivalent<K> + ?Sized,
+    {
+        let tag = group::tag(hash);
+        let mut free = None;
+        for group_index in self.probe(hash) {
+            // Relaxed: only the writer, who holds the shard lock, changes control words; the
+            // lock orders this load after every earlier write.
+            let group = self.ctrl[group_index].load(Ordering::Relaxed);
+            for offset in group::match_tag(group, tag) {
+                let index = group_index * GROUP + offset;
+                // Relaxed: as above, the lock orders it.
+                let ptr = self.slots[index].load(Ordering::Relaxed);
+                if ptr.is_null() || is_moved(ptr) {
+                    continue;
+                }
+                // Safety: the writer holds the shard lock, so this live node cannot be retired
+                // meanwhile.
+                let node = unsafe { &*ptr };
+                if node.hash == hash && key.equivalent(&node.key) {
+                    return Some(Slot::Occupied { index, node: ptr });
+                }
+            }
+            if free.is_none() {
+                free = group::match_free(group)
+                    .next()
+                    .map(|offset| group_index * GROUP + offset);
+            }
+            if group::match_empty(group).any() {
+                break;
+            }
+        }
+        free.map(|index| Slot::Vacant { index })
+    }
+
+    /// A free slot for a key known to be absent (used when moving nodes into a new table).
+    pub(crate) fn find_free(&self, hash: u64) -> Option<usize> {
+        for group_index in self.probe(hash) {
+            // Relaxed: the writer holds the lock (see `find_for_write`).
+            let group = self.ctrl[group_index].load(Ordering::Relaxed);
+            if let Some(offset) = group::match_free(group).next() {
+                return Some(group_index * GROUP + offset);
+            }
+        }
+        None
+    }
+
+    /// The control byte of slot `index` (writer only).
+    #[inline]
+    pub(crate) fn ctrl_byte(&self, index: usize) -> u8 {
+        // Relaxed: the writer holds the lock (see `find_for_write`).
+        group::byte(
+            self.ctrl[index / GROUP].load(Ordering::Relaxed),
+            index % GROUP,
+        )
+    }
+
+    /// Sets the control byte of slot `index` (writer only).
+    #[inline]
+    pub(crate) fn set_ctrl(&self, index: usize, value: u8) {
+        let word = &self.ctrl[index / GROUP];
+        // Relaxed load: only the lock holder writes this word.
+        let group = group::with_byte(word.load(Ordering::Relaxed), index % GROUP, value);
+        // Release: a reader that sees the new byte (Acquire) also sees the slot pointer stored
+        // before it.
+        word.store(group, Ordering::Release);
+    }
+
+    /// The slot's current pointer (writer only).
+    #[inline]
+    pub(crate) fn slot(&self, index: usize) -> *mut Node<K, V> {
+        // Relaxed: the writer holds the lock (see `find_for_write`).
+        self.slots[index].load(Ordering::Relaxed)
+    }
+
+    /// Publishes `ptr` in slot `index` (writer only).
+    #[inline]
+    pub(crate) fn set_slot(&self, index: usize, ptr: *mut Node<K, V>) {
+        // Release: a reader that loads `ptr` (Acquire) sees the node's contents, and for a MOVED
+        // mark, the node's copy in `next` written before it.
+        self.slots[index].store(ptr, Ordering::Release);
+    }
+
+    /// The slot for readers that walk the whole table (iteration).
+    #[inline]
+    pub(crate) fn slot_for_reader(&self, index: usize) -> &AtomicPtr<Node<K, V>> {
+        &self.slots[index]
+    }
+
+    /// Group indices on `hash`'s probe path: triangular steps, which visit every group of a
+    /// power-of-two table exactly once.
+    #[inline]
+    fn probe(&self, hash: u64) -> impl Iterator<Item = usize> {
+        let mask = self.ctrl.len() - 1;
+        let mut position = hash as usize & mask;
+        let mut stride = 0;
+        (0..self.ctrl.len()).map(move |_| {
+            let current = position;
+            stride += 1;
+            position = (position + stride) & mask;
+            current
+        })
+    }
+}
+
+/// A boxed slice of `len` values, or an error instead of an abort if memory runs out.
+fn try_filled<T>(len: usize, make: impl Fn() -> T) -> Result<Box<[T]>, TryReserveError> {
+    let mut items = Vec::new();
+    items
+        .try_reserve_exact(len)
+        .map_err(|_| match std::alloc::Layout::array::<T>(len) {
+            Ok(layout) => TryReserveError::AllocError { layout },
+            Err(_) => TryReserveError::CapacityOverflow,
+        })?;
+    items.extend((0..len).map(|_| make()));
+    Ok(items.into_boxed_slice())
+}

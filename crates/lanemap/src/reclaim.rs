@@ -1,0 +1,165 @@
+//! Safe memory reclamation for the lock-free-read map: when may a removed node or an outgrown
+//! table be freed, given that readers may still be looking at it?
+//!
+//! Normally this is [seize](https://docs.rs/seize): a reader *enters* (a guard) before loading
+//! pointers, a writer *retires* what it unlinked, and seize frees it once every guard that could
+//! have seen it is gone. Under `cfg(loom)` a stand-in with the same shape keeps everything retired
+//! until the collector is dropped, because seize's per-thread state does not know loom's model
+//! threads; loom then checks the map's publication protocol, and Miri and ThreadSanitizer check
+//! the real reclamation.
+
+use crate::sync::{AtomicPtr, Ordering};
+
+/// What the map needs from a guard: protected loads and deferred retirement.
+///
+/// Sealed: only this crate's guards implement it.
+pub trait Guard: sealed::Sealed {
+    /// Loads `ptr` so that what it points to stays allocated while this guard lives.
+    #[doc(hidden)]
+    fn protect<T>(&self, ptr: &AtomicPtr<T>, order: Ordering) -> *mut T;
+
+    /// Frees `ptr` with `reclaim` once no guard can still reach it.
+    ///
+    /// # Safety
+    /// `ptr` is no longer reachable by a guard created after this call, and `reclaim(ptr)` is
+    /// sound once no guard can reach it.
+    #[doc(hidden)]
+    unsafe fn defer_retire<T>(&self, ptr: *mut T, reclaim: unsafe fn(*mut T, &Collector));
+
+    /// Identifies the collector, to reject a guard of another map.
+    #[doc(hidden)]
+    fn collector(&self) -> &Collector;
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+#[cfg(not(loom))]
+mod imp {
+    use super::{Guard, sealed::Sealed};
+    use crate::sync::{AtomicPtr, Ordering};
+    pub(crate) use seize::Collector;
+    pub use seize::{LocalGuard, OwnedGuard};
+
+    macro_rules! seize_guard {
+        ($guard:ident) => {
+            impl Sealed for $guard<'_> {}
+
+            impl Guard for $guard<'_> {
+                #[inline]
+                fn protect<T>(&self, ptr: &AtomicPtr<T>, order: Ordering) -> *mut T {
+                    seize::Guard::protect(self, ptr, order)
+                }
+
+                #[inline]
+                unsafe fn defer_retire<T>(
+                    &self,
+                    ptr: *mut T,
+                    reclaim: unsafe fn(*mut T, &Collector),
+                ) {
+                    // Safety: the caller upholds `defer_retire`'s contract, which is seize's.
+                    unsafe { seize::Guard::defer_retire(self, ptr, reclaim) }
+                }
+
+                #[inline]
+                fn collector(&self) -> &Collector {
+                    seize::Guard::collector(self)
+                }
+            }
+        };
+    }
+    seize_guard!(LocalGuard);
+    seize_guard!(OwnedGuard);
+}
+
+#[cfg(loom)]
+mod imp {
+    use super::{Guard, sealed::Sealed};
+    use crate::sync::{AtomicPtr, Mutex, Ordering};
+    use std::marker::PhantomData;
+
+    type Retired = (*mut (), unsafe fn(*mut (), &Collector));
+
+    /// Keeps every retired object until it is dropped itself.
+    pub struct Collector {
+        retired: Mutex<Vec<Retired>>,
+    }
+
+    impl Collector {
+        pub(crate) fn new() -> Self {
+            Self {
+                retired: Mutex::new(Vec::new()),
+            }
+        }
+
+        pub(crate) fn enter(&self) -> LocalGuard<'_> {
+            LocalGuard {
+                collector: self,
+                _not_send: PhantomData,
+            }
+        }
+
+        pub(crate) fn enter_owned(&self) -> OwnedGuard<'_> {
+            OwnedGuard { collector: self }
+        }
+    }
+
+    impl Drop for Collector {
+        fn drop(&mut self) {
+            for (ptr, reclaim) in self.retired.get_mut().drain(..) {
+                // Safety: the map is being dropped, so no guard is left to reach `ptr`, and the
+                // retiring code vouched that `reclaim` suits it.
+                unsafe { reclaim(ptr, self) };
+            }
+        }
+    }
+
+    /// The stand-in for seize's thread-bound guard.
+    pub struct LocalGuard<'a> {
+        collector: &'a Collector,
+        _not_send: PhantomData<*const ()>,
+    }
+
+    /// The stand-in for seize's sendable guard.
+    pub struct OwnedGuard<'a> {
+        collector: &'a Collector,
+    }
+
+    macro_rules! stand_in_guard {
+        ($guard:ident) => {
+            impl Sealed for $guard<'_> {}
+
+            impl Guard for $guard<'_> {
+                fn protect<T>(&self, ptr: &AtomicPtr<T>, order: Ordering) -> *mut T {
+                    ptr.load(order)
+                }
+
+                unsafe fn defer_retire<T>(
+                    &self,
+                    ptr: *mut T,
+                    reclaim: unsafe fn(*mut T, &Collector),
+                ) {
+                    // Safety: `*mut T` and `*mut ()` have the same layout, as do the function
+                    // pointers; the pointer is only ever passed back to this very function.
+                    let reclaim = unsafe {
+                        std::mem::transmute::<
+                            unsafe fn(*mut T, &Collector),
+                            unsafe fn(*mut (), &Collector),
+                        >(reclaim)
+                    };
+                    self.collector.retired.lock().push((ptr.cast(), reclaim));
+                }
+
+                fn collector(&self) -> &Collector {
+                    self.collector
+                }
+            }
+        };
+    }
+    stand_in_guard!(LocalGuard);
+    stand_in_guard!(OwnedGuard);
+}
+
+pub(crate) use imp::Collector;
+pub use imp::{LocalGuard, OwnedGuard};

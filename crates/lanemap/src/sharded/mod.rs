@@ -482,7 +482,7 @@ where
         Q: Hash + Equivalent<K> + ?Sized,
         V: Clone,
     {
-        self.get_with(key, V::clone)
+        self.read_with("ShardedMap::get", key, V::clone)
     }
 
     /// Runs `f` on the value for `key` in place, under the shard's read lock, and returns what it
@@ -505,8 +505,17 @@ where
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
+        self.read_with("ShardedMap::get_with", key, f)
+    }
+
+    /// `get_with`, entered as `method` so that a re-entrancy panic names the method called.
+    #[inline]
+    fn read_with<Q, R>(&self, method: &'static str, key: &Q, f: impl FnOnce(&V) -> R) -> Option<R>
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+    {
         let hash = self.hash(key);
-        let _enter = self.enter("ShardedMap::get_with");
+        let _enter = self.enter(method);
         let table = self.shard(hash).read();
         let entry = table.find(hash, |e| e.hash == hash && key.equivalent(&e.key))?;
         Some(f(&entry.value))
@@ -551,7 +560,7 @@ where
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
-        self.get_with(key, |_| ()).is_some()
+        self.read_with("ShardedMap::contains_key", key, |_| ()).is_some()
     }
 
     /// Inserts `value` for `key`, returning the value it replaces.
@@ -574,7 +583,12 @@ where
         let mut table = self.shard(hash).write();
         match table.entry(hash, |e| e.hash == hash && e.key == key, stored_hash) {
             TableEntry::Occupied(mut occupied) => {
-                Some(std::mem::replace(&mut occupied.get_mut().value, value))
+                let old = std::mem::replace(&mut occupied.get_mut().value, value);
+                // Drop the unused key before the return value exists: if its `Drop` panics,
+                // `old` is still a local and unwinding drops it (a value being returned would
+                // leak, rust-lang/rust#47949).
+                drop(key);
+                Some(old)
             }
             TableEntry::Vacant(vacant) => {
                 vacant.insert(Entry { hash, key, value });
@@ -599,7 +613,7 @@ where
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
-        self.remove_entry(key).map(|(_, value)| value)
+        self.remove_entry_if("ShardedMap::remove", key, |_| true).map(|(_, value)| value)
     }
 
     /// Removes `key`, returning the stored key and its value.
@@ -616,7 +630,7 @@ where
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
-        self.remove_entry_if(key, |_| true)
+        self.remove_entry_if("ShardedMap::remove_entry", key, |_| true)
     }
 
     /// Removes `key` if `f` returns `true` for its value, returning the removed value; the check
@@ -638,15 +652,22 @@ where
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
-        self.remove_entry_if(key, f).map(|(_, value)| value)
+        self.remove_entry_if("ShardedMap::remove_if", key, f).map(|(_, value)| value)
     }
 
-    fn remove_entry_if<Q>(&self, key: &Q, f: impl FnOnce(&V) -> bool) -> Option<(K, V)>
+    /// The one removal path, entered as `method` so that a re-entrancy panic names the method
+    /// called.
+    fn remove_entry_if<Q>(
+        &self,
+        method: &'static str,
+        key: &Q,
+        f: impl FnOnce(&V) -> bool,
+    ) -> Option<(K, V)>
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
         let hash = self.hash(key);
-        let _enter = self.enter("ShardedMap::remove");
+        let _enter = self.enter(method);
         let mut table = self.shard(hash).write();
         let occupied = table
             .find_entry(hash, |e| e.hash == hash && key.equivalent(&e.key))
@@ -681,8 +702,14 @@ where
         let shard = self.shard(hash);
         // Most calls find the key: try under the shared lock first, so that threads hitting the
         // same hot key do not queue for the write lock.
-        if let Some(entry) = shard.read().find(hash, |e| e.hash == hash && e.key == key) {
-            return entry.value.clone();
+        let found = shard
+            .read()
+            .find(hash, |e| e.hash == hash && e.key == key)
+            .map(|e| e.value.clone());
+        if let Some(value) = found {
+            // See `insert`: the key goes before the return value exists.
+            drop(key);
+            return value;
         }
         let mut table = shard.write();
         // Teeth for the loom models (tests/loom_sharded.rs): the check-then-act bug, inserting
@@ -698,7 +725,11 @@ where
                 .clone();
         }
         match table.entry(hash, |e| e.hash == hash && e.key == key, stored_hash) {
-            TableEntry::Occupied(occupied) => occupied.get().value.clone(),
+            TableEntry::Occupied(occupied) => {
+                let value = occupied.get().value.clone();
+                drop(key);
+                value
+            }
             TableEntry::Vacant(vacant) => {
                 let value = make();
                 vacant
@@ -798,9 +829,17 @@ where
             TableEntry::Occupied(mut occupied) => match f(Some(&occupied.get().value)) {
                 Op::Keep => Computed::Unchanged,
                 Op::Set(value) => {
-                    Computed::Replaced(std::mem::replace(&mut occupied.get_mut().value, value))
+                    let old = std::mem::replace(&mut occupied.get_mut().value, value);
+                    // See `insert`: the keys go before the return value exists.
+                    drop(key);
+                    Computed::Replaced(old)
                 }
-                Op::Remove => Computed::Removed(occupied.remove().0.value),
+                Op::Remove => {
+                    let (Entry { key: stored, value: old, .. }, _) = occupied.remove();
+                    drop(stored);
+                    drop(key);
+                    Computed::Removed(old)
+                }
             },
             TableEntry::Vacant(vacant) => match f(None) {
                 Op::Keep | Op::Remove => Computed::Unchanged,

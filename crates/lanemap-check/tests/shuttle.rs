@@ -20,7 +20,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 fn iterations() -> usize {
-    std::env::var("LANEMAP_SHUTTLE_ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000)
+    std::env::var("LANEMAP_SHUTTLE_ITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000)
 }
 
 /// One execution: three tasks, 12 operations each on 2 keys, then the checker.
@@ -39,7 +42,14 @@ fn scenario<M: CheckedMap + 'static>() {
                         let start = clock.now();
                         let ret = apply(&*map, key, call);
                         let end = clock.now();
-                        Event { thread: t, key, call, ret, start, end }
+                        Event {
+                            thread: t,
+                            key,
+                            call,
+                            ret,
+                            start,
+                            end,
+                        }
                     })
                     .collect::<Vec<_>>()
             })
@@ -57,13 +67,19 @@ fn scenario<M: CheckedMap + 'static>() {
 #[test]
 fn locked_map_random_scheduler() {
     shuttle::check_random(scenario::<LockedMap>, iterations());
-    println!("SHUTTLE map=LockedMap scheduler=random schedules={} violations=0", iterations());
+    println!(
+        "SHUTTLE map=LockedMap scheduler=random schedules={} violations=0",
+        iterations()
+    );
 }
 
 #[test]
 fn locked_map_pct_scheduler() {
     shuttle::check_pct(scenario::<LockedMap>, iterations(), 3);
-    println!("SHUTTLE map=LockedMap scheduler=pct schedules={} violations=0", iterations());
+    println!(
+        "SHUTTLE map=LockedMap scheduler=pct schedules={} violations=0",
+        iterations()
+    );
 }
 
 fn must_fail(name: &str, run: impl FnOnce()) {
@@ -74,8 +90,16 @@ fn must_fail(name: &str, run: impl FnOnce()) {
 
 #[test]
 fn catches_the_broken_maps() {
-    must_fail("CheckThenActMap (random)", || shuttle::check_random(scenario::<CheckThenActMap>, 2000));
-    must_fail("LostUpdateMap (random)", || shuttle::check_random(scenario::<LostUpdateMap>, 2000));
-    must_fail("CheckThenActMap (pct)", || shuttle::check_pct(scenario::<CheckThenActMap>, 2000, 3));
-    must_fail("LostUpdateMap (pct)", || shuttle::check_pct(scenario::<LostUpdateMap>, 2000, 3));
+    must_fail("CheckThenActMap (random)", || {
+        shuttle::check_random(scenario::<CheckThenActMap>, 2000)
+    });
+    must_fail("LostUpdateMap (random)", || {
+        shuttle::check_random(scenario::<LostUpdateMap>, 2000)
+    });
+    must_fail("CheckThenActMap (pct)", || {
+        shuttle::check_pct(scenario::<CheckThenActMap>, 2000, 3)
+    });
+    must_fail("LostUpdateMap (pct)", || {
+        shuttle::check_pct(scenario::<LostUpdateMap>, 2000, 3)
+    });
 }

@@ -292,13 +292,12 @@ fn known_leak(step: &str, drop_panicked: bool) -> Option<&'static str> {
         return None;
     }
     match step {
-        // The map takes keys by value and drops the unused one on return; if that `Drop`
-        // panics, the already-built return value is leaked (rust-lang/rust#47949). Fix: drop
-        // the key explicitly before building the return value.
-        // The same happens to the removed value when `remove`/`remove_if` drop the stored key.
-        "insert replace" | "upsert (update)" | "compute (set)" | "compute (remove)"
-        | "get_or_insert_with" | "insert x8 (grows)" | "remove_if" | "remove" => {
-            Some("return value leaked when the unused key's Drop panics on return")
+        // `remove` and `remove_if` drop the stored key inside a closure that returns the
+        // value; if that `Drop` panics, the already-built return value is leaked
+        // (rust-lang/rust#47949). Fix: bind the key and drop it before building the result,
+        // as `insert`, `compute` and `get_or_insert_with` now do (they are held to no leak).
+        "remove_if" | "remove" => {
+            Some("removed value leaked when the stored key's Drop panics on return")
         }
         // Dropping a table stops at the first entry whose `Drop` panics (hashbrown's
         // `drop_elements`), leaking the rest of that shard.

@@ -166,3 +166,57 @@ broken_map!(
         }
     }
 );
+
+/// Bug: iteration is two passes with the lock released in between, and the second pass
+/// reports again every entry that changed meanwhile, as an iterator that follows entries into
+/// a resized table might. Entries present throughout are then seen twice.
+#[derive(Debug, Default)]
+pub struct DoubleVisitMap(LockedMap);
+
+impl CheckedMap for DoubleVisitMap {
+    fn with_capacity(capacity: usize) -> Self {
+        DoubleVisitMap(LockedMap::with_capacity(capacity))
+    }
+    fn get(&self, k: u64) -> Option<u64> {
+        self.0.get(k)
+    }
+    fn insert(&self, k: u64, v: u64) -> Option<u64> {
+        self.0.insert(k, v)
+    }
+    fn remove(&self, k: u64) -> Option<u64> {
+        self.0.remove(k)
+    }
+    fn get_or_insert_with(&self, k: u64, make: impl FnOnce() -> u64) -> u64 {
+        self.0.get_or_insert_with(k, make)
+    }
+    fn update<R>(&self, k: u64, f: impl FnOnce(&mut u64) -> R) -> Option<R> {
+        self.0.update(k, f)
+    }
+    fn compute(&self, k: u64, f: impl FnOnce(Option<&u64>) -> Op<u64>) -> Computed<u64> {
+        self.0.compute(k, f)
+    }
+    fn remove_if(&self, k: u64, f: impl FnOnce(&u64) -> bool) -> Option<u64> {
+        self.0.remove_if(k, f)
+    }
+    fn compare_exchange(&self, k: u64, current: u64, new: u64) -> Result<u64, Option<u64>> {
+        self.0.compare_exchange(k, current, new)
+    }
+    fn swap(&self, k: u64, v: u64) -> Result<u64, u64> {
+        self.0.swap(k, v)
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn for_each(&self, mut f: impl FnMut(u64, u64)) {
+        let first = self.0.read(HashMap::clone);
+        first.iter().for_each(|(&k, &v)| f(k, v));
+        window();
+        self.0.read(|now| {
+            for (&k, &v) in now {
+                if first.get(&k) != Some(&v) {
+                    f(k, v);
+                }
+            }
+        });
+    }
+}

@@ -1,7 +1,6 @@
 //! Runs a [`Plan`]: every block's repetitions with the maps interleaved, then the growth and
 //! memory trials, with a progress bar, stopping cleanly at Ctrl-C.
 
-use crate::latency::Percentiles;
 use crate::maps::{BuildConfig, Family, MapEntry};
 use crate::plan::{Plan, cores};
 use crate::results::{Block, GrowthRow, MemoryRow, Results};
@@ -95,31 +94,46 @@ pub fn execute(plan: &Plan, stop: &AtomicBool, show_progress: bool) -> Results {
             "resize pauses: {} inserts from empty",
             plan.growth_inserts
         ));
-        for entry in &plan.maps {
-            if stopped() {
-                results.interrupted = true;
-                break;
-            }
-            let task = Task::Growth {
-                inserts: plan.growth_inserts,
-            };
-            if let Outcome::Growth {
-                inserts,
-                seconds,
-                latency,
-            } = run(plan, entry, &task)
-            {
-                results.growth.push(GrowthRow {
-                    map: entry.name.clone(),
-                    family: entry.family,
+        // Several repetitions, maps interleaved: a preemption hits one repetition's worst
+        // insert, a resize pause hits every repetition's, so the median of the maxima keeps
+        // the pauses and drops most of the scheduler's noise.
+        let mut rows: Vec<GrowthRow> = Vec::new();
+        'reps: for rep in 0..plan.growth_reps() {
+            let mut order: Vec<&MapEntry> = plan.maps.iter().collect();
+            let len = order.len().max(1);
+            order.rotate_left(rep % len);
+            for entry in order {
+                if stopped() {
+                    results.interrupted = true;
+                    break 'reps;
+                }
+                let task = Task::Growth {
+                    inserts: plan.growth_inserts,
+                };
+                if let Outcome::Growth {
                     inserts,
-                    mops: inserts as f64 / seconds.max(1e-9) / 1e6,
-                    latency: Percentiles::of(&latency).expect("at least one insert"),
-                    worst_vs_limit: None,
-                });
+                    seconds,
+                    latency,
+                } = run(plan, entry, &task)
+                {
+                    let mops = inserts as f64 / seconds.max(1e-9) / 1e6;
+                    match rows.iter_mut().find(|r| r.map == entry.name) {
+                        Some(row) => row.record(mops, &latency),
+                        None => rows.push(GrowthRow::new(
+                            &entry.name,
+                            entry.family,
+                            inserts,
+                            mops,
+                            latency,
+                        )),
+                    }
+                }
+                progress.inc(1);
             }
-            progress.inc(1);
         }
+        // Registry order, whatever order they ran in.
+        rows.sort_by_key(|r| plan.maps.iter().position(|m| m.name == r.map));
+        results.growth = rows;
     }
 
     if plan.memory_entries > 0 && !results.interrupted {

@@ -79,7 +79,7 @@ impl Plan {
             threads: vec![1, 2],
             maps: select(&[]),
             reps: 3,
-            ops: 2_000_000,
+            ops: 1_500_000,
             duration: None,
             value_bytes: 8,
             default_hasher: false,
@@ -90,6 +90,11 @@ impl Plan {
             shards: None,
             out_dir,
         }
+    }
+
+    /// Repetitions of the resize-pause trial: as many as the throughput trials, at most 3.
+    pub fn growth_reps(&self) -> usize {
+        self.reps.clamp(1, 3)
     }
 
     /// The number of trials the plan runs, for the progress bar.
@@ -103,7 +108,7 @@ impl Plan {
         let per_block = contenders + usize::from(has_limit);
         let throughput = self.cases.len() * self.threads.len() * self.reps * per_block;
         let growth = if self.growth_inserts > 0 {
-            self.maps.len()
+            self.maps.len() * self.growth_reps()
         } else {
             0
         };

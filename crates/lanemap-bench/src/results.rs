@@ -1,9 +1,10 @@
 //! What a run measured, and the summaries computed from it: medians, spreads and ratios.
 
-use crate::latency::{OpHistograms, Percentiles};
+use crate::latency::{OpHistograms, Percentiles, new_histogram};
 use crate::maps::Family;
 use crate::stream::OpKind;
 use crate::workload::Case;
+use hdrhistogram::Histogram;
 use serde::Serialize;
 
 /// Latency percentiles of a row, per operation type and over all of them.
@@ -188,7 +189,7 @@ pub fn median(sorted: &[f64]) -> f64 {
     }
 }
 
-/// One map's resize-pause trial.
+/// One map's resize-pause trials.
 #[derive(Debug, Clone, Serialize)]
 pub struct GrowthRow {
     /// Map name.
@@ -197,12 +198,72 @@ pub struct GrowthRow {
     pub family: Family,
     /// Inserts into the initially empty, not presized map.
     pub inserts: u64,
-    /// Millions of inserts per second over the whole growth.
-    pub mops: f64,
-    /// Insert latency percentiles (every insert timed), in nanoseconds.
+    /// Millions of inserts per second over the whole growth, per repetition (every insert is
+    /// timed, so this is lower than a plain insert loop).
+    pub mops: Vec<f64>,
+    /// The worst insert of each repetition, in nanoseconds.
+    pub worst_per_rep: Vec<u64>,
+    /// The median of `worst_per_rep`: the pause a resize causes, with most preemptions
+    /// filtered out.
+    pub worst_median: u64,
+    /// Insert latency percentiles over all repetitions (every insert timed), in nanoseconds.
     pub latency: Percentiles,
-    /// Worst insert over the limit's worst insert.
+    /// `worst_median` over the limit's.
     pub worst_vs_limit: Option<f64>,
+    #[serde(skip)]
+    histogram: Option<Histogram<u64>>,
+}
+
+impl GrowthRow {
+    /// A row from a first repetition.
+    pub fn new(
+        map: &str,
+        family: Family,
+        inserts: u64,
+        mops: f64,
+        latency: Histogram<u64>,
+    ) -> Self {
+        let mut row = Self {
+            map: map.into(),
+            family,
+            inserts,
+            mops: Vec::new(),
+            worst_per_rep: Vec::new(),
+            worst_median: 0,
+            latency: Percentiles {
+                samples: 0,
+                p50: 0,
+                p99: 0,
+                p999: 0,
+                max: 0,
+            },
+            worst_vs_limit: None,
+            histogram: None,
+        };
+        row.record(mops, &latency);
+        row
+    }
+
+    /// Adds a repetition.
+    pub fn record(&mut self, mops: f64, latency: &Histogram<u64>) {
+        self.mops.push(mops);
+        self.worst_per_rep.push(latency.max());
+        let mut worst = self.worst_per_rep.clone();
+        worst.sort_unstable();
+        self.worst_median = worst[worst.len() / 2];
+        let histogram = self.histogram.get_or_insert_with(new_histogram);
+        histogram
+            .add(latency)
+            .expect("histograms share their bounds");
+        self.latency = Percentiles::of(histogram).unwrap_or(self.latency);
+    }
+
+    /// The median insert rate over the repetitions.
+    pub fn median_mops(&self) -> f64 {
+        let mut sorted = self.mops.clone();
+        sorted.sort_by(f64::total_cmp);
+        median(&sorted)
+    }
 }
 
 /// One map's memory trial.
@@ -250,11 +311,11 @@ impl Results {
             .growth
             .iter()
             .find(|g| g.family == Family::Limit)
-            .map(|g| g.latency.max);
+            .map(|g| g.worst_median);
         for row in &mut self.growth {
             row.worst_vs_limit = limit_worst
                 .filter(|&w| w > 0)
-                .map(|w| row.latency.max as f64 / w as f64);
+                .map(|w| row.worst_median as f64 / w as f64);
         }
         let limit_bytes = self
             .memory

@@ -75,15 +75,13 @@ pub fn write_charts(report: &Report<'_>, dir: &Path) -> io::Result<Vec<PathBuf>>
         let bars: Vec<(String, f64)> = results
             .growth
             .iter()
-            .map(|g| (g.map.clone(), g.latency.max as f64 / 1e3))
+            .map(|g| (g.map.clone(), g.worst_median as f64 / 1e3))
             .collect();
-        bar_chart(
-            &path,
-            "Worst single insert while growing from empty",
-            "µs (log scale)",
-            &bars,
-            true,
-        )?;
+        let title = format!(
+            "Worst single insert growing from empty to {} entries (median of repetitions)",
+            results.growth[0].inserts
+        );
+        bar_chart(&path, &title, "µs (log scale)", &bars, true)?;
         written.push(path);
     }
     if !results.memory.is_empty() {

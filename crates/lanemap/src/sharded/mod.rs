@@ -560,7 +560,8 @@ where
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
-        self.read_with("ShardedMap::contains_key", key, |_| ()).is_some()
+        self.read_with("ShardedMap::contains_key", key, |_| ())
+            .is_some()
     }
 
     /// Inserts `value` for `key`, returning the value it replaces.
@@ -613,7 +614,8 @@ where
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
-        self.remove_entry_if("ShardedMap::remove", key, |_| true).map(|(_, value)| value)
+        self.remove_entry_if("ShardedMap::remove", key, |_| true)
+            .map(|(_, value)| value)
     }
 
     /// Removes `key`, returning the stored key and its value.
@@ -652,7 +654,8 @@ where
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
-        self.remove_entry_if("ShardedMap::remove_if", key, f).map(|(_, value)| value)
+        self.remove_entry_if("ShardedMap::remove_if", key, f)
+            .map(|(_, value)| value)
     }
 
     /// The one removal path, entered as `method` so that a re-entrancy panic names the method
@@ -835,10 +838,10 @@ where
                     Computed::Replaced(old)
                 }
                 Op::Remove => {
-                    let (Entry { key: stored, value: old, .. }, _) = occupied.remove();
-                    drop(stored);
+                    let (entry, _) = occupied.remove();
+                    drop(entry.key);
                     drop(key);
-                    Computed::Removed(old)
+                    Computed::Removed(entry.value)
                 }
             },
             TableEntry::Vacant(vacant) => match f(None) {

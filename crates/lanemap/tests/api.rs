@@ -28,13 +28,12 @@ map_tests!(
     remove_if_checks_then_removes,
     compare_exchange_cases,
     swap_never_inserts,
-    retain_filters_and_mutates,
+    retain_filters,
     clear_then_reuse,
     for_each_and_iter_see_every_entry_once,
     growth_from_one_tiny_shard,
     from_iter_later_duplicates_win,
     clone_is_independent,
-    into_iter_moves_everything_out,
     debug_formats_as_a_map,
     maps_are_send_and_sync,
 );
@@ -314,17 +313,40 @@ fn swap_never_inserts<F: Family>() {
     assert_eq!(map.len(), 1);
 }
 
+fn retain_filters<F: Family>() {
+    let map: Map<F, u32, u32> = Map::<F, u32, u32>::with_layout(8, 0);
+    for i in 0..100 {
+        map.insert(i, i + 1);
+    }
+    let mut visits = 0;
+    map.retain(|k, v| {
+        visits += 1;
+        assert_eq!(*v, k + 1);
+        k % 3 == 0
+    });
+    assert_eq!(visits, 100, "retain must visit every entry once");
+    let expected: Vec<(u32, u32)> = (0..100)
+        .filter(|k| k % 3 == 0)
+        .map(|k| (k, k + 1))
+        .collect();
+    assert_eq!(sorted_entries(&map), expected);
+    assert_eq!(map.len(), expected.len());
+    map.retain(|_, _| false);
+    assert!(map.is_empty());
+}
+
+/// For maps whose `retain` may change values (`retain_mut`).
 fn retain_filters_and_mutates<F: Family>() {
     let map: Map<F, u32, u32> = Map::<F, u32, u32>::with_layout(8, 0);
     for i in 0..100 {
         map.insert(i, i);
     }
     let mut visits = 0;
-    map.retain(|k, v| {
+    assert!(map.retain_mut(|k, v| {
         visits += 1;
         *v += 1000;
         k % 3 == 0
-    });
+    }));
     assert_eq!(visits, 100, "retain must visit every entry once");
     let expected: Vec<(u32, u32)> = (0..100)
         .filter(|k| k % 3 == 0)
@@ -423,7 +445,10 @@ fn clone_is_independent<F: Family>() {
     assert_eq!(map.len(), 50);
 }
 
-fn into_iter_moves_everything_out<F: Family>() {
+fn into_iter_moves_everything_out<F: Family>()
+where
+    Map<F, u32, String>: IntoIterator<Item = (u32, String)>,
+{
     let map: Map<F, u32, String> = (0..300).map(|i| (i, format!("v{i}"))).collect();
     let mut entries: Vec<(u32, String)> = map.into_iter().collect();
     entries.sort();
@@ -452,6 +477,18 @@ fn maps_are_send_and_sync<F: Family>() {
 /// What only `ShardedMap` has.
 mod sharded_map {
     use super::*;
+    use common::Sharded;
+
+    #[test]
+    fn retain_filters_and_mutates() {
+        super::retain_filters_and_mutates::<Sharded>();
+    }
+
+    #[test]
+    fn into_iter_moves_everything_out() {
+        super::into_iter_moves_everything_out::<Sharded>();
+    }
+
     use lanemap::{ShardedMap, ShardedMapBuilder, TryReserveError};
     use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher, RandomState};
 

@@ -99,12 +99,18 @@ impl<F: Family> Fixture<F> {
         assert_eq!(seen, model, "{what}: contents differ from the model");
         assert_eq!(map.len(), model.len(), "{what}: len");
         // 3. Drop accounting.
-        map.reclaim_garbage();
-        assert_eq!(
-            lab.live(),
-            2 * model.len() as isize,
-            "{what}: leaked or double-dropped"
-        );
+        if map.removed_entries_dropped() {
+            assert_eq!(
+                lab.live(),
+                2 * model.len() as isize,
+                "{what}: leaked or double-dropped"
+            );
+        } else {
+            assert!(
+                lab.live() >= 2 * model.len() as isize,
+                "{what}: dropped twice"
+            );
+        }
         // 4. Still usable, on this thread as well.
         let extra = lab.tracked(3000);
         assert!(map.insert(extra.clone(), lab.tracked(3000)).is_none());
@@ -502,7 +508,8 @@ fn closures_panic_after_changing_in_place<F: Family>() {
     });
 }
 
-/// `retain`'s closure panics on its 10th call, after changing and deciding 9 entries.
+/// `retain`'s closure panics on its 10th call, after changing and deciding 9 entries (maps
+/// with `retain_mut`).
 fn retain_closure_panics_part_way<F: Family>() {
     bounded("retain part way", || {
         for shards in [1, 8] {
@@ -510,14 +517,14 @@ fn retain_closure_panics_part_way<F: Family>() {
             let mut decided = Vec::new();
             let lab = Arc::clone(&fixture.lab);
             fixture.planned_panic("retain", None, |m| {
-                m.retain(|k, v| {
+                assert!(m.retain_mut(|k, v| {
                     if decided.len() == 9 {
                         closure::<()>();
                     }
                     *v = lab.tracked(k.id + 10_000);
                     decided.push(k.id);
                     k.id % 3 != 0
-                })
+                }));
             });
             assert_eq!(decided.len(), 9);
             for id in decided {
@@ -568,6 +575,8 @@ map_tests!(
     drop_panics_for_key_in_compute_remove,
     closures_panic_before_changing,
     closures_panic_after_changing_in_place,
-    retain_closure_panics_part_way,
     normal_use_after_many_panics,
+    ; sharded_only:
+    // Needs `retain` that changes values (`retain_mut`).
+    retain_closure_panics_part_way,
 );

@@ -107,7 +107,8 @@ mod imp {
 
     impl Drop for Collector {
         fn drop(&mut self) {
-            for (ptr, reclaim) in self.retired.get_mut().drain(..) {
+            let retired = std::mem::take(self.retired.get_mut());
+            for (ptr, reclaim) in retired {
                 // Safety: the map is being dropped, so no guard is left to reach `ptr`, and the
                 // retiring code vouched that `reclaim` suits it.
                 unsafe { reclaim(ptr, self) };

@@ -136,12 +136,6 @@ mod imp {
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
         }
 
-        pub(crate) fn get_mut(&mut self) -> &mut T {
-            self.0
-                .get_mut()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-        }
-
         pub(crate) fn into_inner(self) -> T {
             self.0
                 .into_inner()
@@ -160,3 +154,59 @@ mod imp {
 
 #[allow(unused_imports)]
 pub(crate) use imp::*;
+
+/// Under `--cfg shuttle` (lanemap-check's shuttle driver), the locks and thread-locals are
+/// shuttle's, so that shuttle schedules the threads around every lock the maps take. These
+/// explicit re-exports shadow the std arm's glob; atomics and `Mutex` stay std/parking_lot
+/// (shuttle cannot preempt at them). Outside semver, like loom.
+#[cfg(all(shuttle, not(loom)))]
+mod shuttle_imp {
+    /// shuttle's lock behind the same non-poisoning interface as the real one.
+    pub(crate) struct RwLock<T>(shuttle::sync::RwLock<T>);
+
+    pub(crate) type ReadGuard<'a, T> = shuttle::sync::RwLockReadGuard<'a, T>;
+    pub(crate) type WriteGuard<'a, T> = shuttle::sync::RwLockWriteGuard<'a, T>;
+
+    // Mirrors the std arm's API; not every build uses every item.
+    #[allow(dead_code)]
+    impl<T> RwLock<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(shuttle::sync::RwLock::new(value))
+        }
+
+        pub(crate) fn read(&self) -> ReadGuard<'_, T> {
+            self.0
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+
+        pub(crate) fn write(&self) -> WriteGuard<'_, T> {
+            self.0
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+
+        pub(crate) fn get_mut(&mut self) -> &mut T {
+            self.0
+                .get_mut()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+
+        pub(crate) fn into_inner(self) -> T {
+            self.0
+                .into_inner()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+    }
+
+    /// shuttle's tasks share one OS thread: thread-locals must be shuttle's to be per task.
+    macro_rules! lanemap_shuttle_thread_local {
+        ($($tt:tt)*) => { shuttle::thread_local! { $($tt)* } };
+    }
+    pub(crate) use lanemap_shuttle_thread_local as thread_local;
+    pub(crate) use shuttle::thread::yield_now;
+}
+
+#[cfg(all(shuttle, not(loom)))]
+#[allow(unused_imports)]
+pub(crate) use shuttle_imp::{ReadGuard, RwLock, WriteGuard, thread_local, yield_now};

@@ -174,7 +174,7 @@ impl<K, V, S> HashMap<K, V, S> {
     /// ```
     pub fn capacity(&self) -> usize {
         let _enter = self.enter("HashMap::capacity");
-        self.raw.capacity() / 8 * 7
+        self.raw.capacity()
     }
 
     /// The number of write shards.

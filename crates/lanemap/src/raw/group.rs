@@ -1,26 +1,29 @@
-//! Control bytes, eight to a group, matched eight at a time with plain integer arithmetic.
+//! Control bytes, one word per group, matched all at once with plain integer arithmetic.
 //!
-//! Each slot has one control byte:
+//! A group's control word holds 8 bytes, byte `i` at bits `8 * i .. 8 * i + 8`; bytes `0..7`
+//! describe the group's 7 slots, and byte 7 is permanently [`DELETED`] so that it never matches
+//! a tag, never counts as free and never counts as empty. The word is loaded and stored as a
+//! whole, so readers see each group's bytes atomically.
 //!
 //! | byte | meaning |
 //! |---|---|
 //! | `0x00..=0x7F` | FULL: the top 7 bits of the entry's hash (its *tag*) |
 //! | `0x80` | DELETED: a tombstone; probing goes on past it |
 //! | `0xFF` | EMPTY: never used; probing stops at a group holding one |
-//!
-//! A group is one `u64` word, byte `i` at bits `8 * i .. 8 * i + 8`, loaded and stored as a
-//! whole so that readers see each word atomically.
 
-/// Slots per group.
-pub(crate) const GROUP: usize = 8;
+/// Slots per group: with the control word, 7 pointers fill one 64-byte cache line.
+pub(crate) const GROUP_SLOTS: usize = 7;
 pub(crate) const EMPTY: u8 = 0xFF;
 pub(crate) const DELETED: u8 = 0x80;
 
-/// A group whose eight slots are all EMPTY.
-pub(crate) const ALL_EMPTY: u64 = repeat(EMPTY);
+/// A group whose 7 slots are EMPTY (byte 7 is the DELETED pad).
+pub(crate) const ALL_EMPTY: u64 = with_byte(repeat(EMPTY), GROUP_SLOTS, DELETED);
+
+/// The top bit of each slot's byte (not the pad's).
+const SLOT_HIGH_BITS: u64 = repeat(0x80) >> 8;
 
 const fn repeat(byte: u8) -> u64 {
-    u64::from_ne_bytes([byte; GROUP])
+    u64::from_ne_bytes([byte; 8])
 }
 
 /// The tag stored for `hash`: its top 7 bits.
@@ -59,19 +62,19 @@ impl Iterator for BitMask {
 #[inline]
 pub(crate) fn match_tag(group: u64, tag: u8) -> BitMask {
     let cmp = group ^ repeat(tag);
-    BitMask(cmp.wrapping_sub(repeat(0x01)) & !cmp & repeat(0x80))
+    BitMask(cmp.wrapping_sub(repeat(0x01)) & !cmp & SLOT_HIGH_BITS)
 }
 
 /// Slots that are EMPTY (the only byte with both top bits set).
 #[inline]
 pub(crate) fn match_empty(group: u64) -> BitMask {
-    BitMask(group & (group << 1) & repeat(0x80))
+    BitMask(group & (group << 1) & SLOT_HIGH_BITS)
 }
 
 /// Slots that are EMPTY or DELETED (top bit set).
 #[inline]
 pub(crate) fn match_free(group: u64) -> BitMask {
-    BitMask(group & repeat(0x80))
+    BitMask(group & SLOT_HIGH_BITS)
 }
 
 /// The control byte of slot `index` in `group`.
@@ -82,9 +85,9 @@ pub(crate) fn byte(group: u64, index: usize) -> u8 {
 
 /// `group` with slot `index` set to `value`.
 #[inline]
-pub(crate) fn with_byte(group: u64, index: usize, value: u8) -> u64 {
+pub(crate) const fn with_byte(group: u64, index: usize, value: u8) -> u64 {
     let shift = 8 * index;
-    (group & !(0xFF << shift)) | (u64::from(value) << shift)
+    (group & !(0xFF << shift)) | ((value as u64) << shift)
 }
 
 #[cfg(test)]
@@ -100,11 +103,23 @@ mod tests {
         group = with_byte(group, 6, 0x7F);
         assert!(match_tag(group, 0x12).collect::<Vec<_>>().starts_with(&[0]));
         assert!(match_tag(group, 0x12).any_contains(5));
-        assert_eq!(match_empty(group).collect::<Vec<_>>(), [1, 2, 4, 7]);
-        assert_eq!(match_free(group).collect::<Vec<_>>(), [1, 2, 3, 4, 7]);
+        // Byte 7 is the pad: never empty, never free.
+        assert_eq!(match_empty(group).collect::<Vec<_>>(), [1, 2, 4]);
+        assert_eq!(match_free(group).collect::<Vec<_>>(), [1, 2, 3, 4]);
+        assert_eq!(byte(group, GROUP_SLOTS), DELETED);
         assert_eq!(byte(group, 6), 0x7F);
         assert_eq!(byte(group, 3), DELETED);
         assert!(!match_tag(group, 0x13).any_contains(0));
+    }
+
+    #[test]
+    fn the_pad_never_matches() {
+        for tag in 0..=0x7F {
+            let full = (0..GROUP_SLOTS).fold(ALL_EMPTY, |g, i| with_byte(g, i, tag));
+            assert!(match_tag(full, tag).all(|i| i < GROUP_SLOTS));
+            assert!(!match_empty(full).any());
+            assert!(!match_free(full).any());
+        }
     }
 
     #[test]

@@ -160,22 +160,25 @@ impl<K, V, S> RawMap<K, V, S> {
             .sum()
     }
 
-    /// Sum of the shards' table capacities (including a migration's target).
+    /// Entries the shards' newest tables hold before they grow.
     pub(crate) fn capacity(&self) -> usize {
         self.shards
             .iter()
             .map(|shard| {
                 let writer = shard.writer.lock();
                 // Safety: `newest` is owned by the shard and we hold its lock.
-                unsafe { &*writer.newest }.capacity()
+                unsafe { &*writer.newest }.max_used()
             })
             .sum()
     }
 
     #[inline]
     fn shard(&self, hash: u64) -> &Shard<K, V> {
-        // The bits just below hashbrown-style 7-bit tags; tables index with the low bits.
-        &self.shards[((hash << 7) >> 1 >> self.shift) as usize]
+        // The bits just below the 7-bit tags; tables index with the low bits.
+        let index = ((hash << 7) >> 1 >> self.shift) as usize;
+        debug_assert!(index < self.shards.len());
+        // Safety: `index < 2^(64 - 1 - shift) = shards.len()` by the invariant on `shift`.
+        unsafe { self.shards.get_unchecked(index) }
     }
 
     /// The node for `key`, if present, valid while `guard` lives.
@@ -667,7 +670,8 @@ impl<K, V> Drop for LenOnDrop<'_, '_, K, V> {
 impl<K, V, S> Drop for RawMap<K, V, S> {
     fn drop(&mut self) {
         for shard in self.shards.iter_mut() {
-            let current = *shard.current.get_mut();
+            // Relaxed: `&mut self` already excludes every other thread.
+            let current = shard.current.load(Ordering::Relaxed);
             let newest = shard.writer.get_mut().newest;
             if current != newest {
                 // Safety: `&mut self`: no reader or writer is left. The old table's unmoved

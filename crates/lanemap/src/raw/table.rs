@@ -2,10 +2,14 @@
 //!
 //! ```text
 //! Table
-//! ├── ctrl:  [AtomicU64; capacity / 8]   one control byte per slot, 8 per word (see group.rs)
-//! ├── slots: [AtomicPtr<Node>; capacity]  null, a node, or a node tagged MOVED
-//! └── next:  AtomicPtr<Table>             the table this one is migrating into, set at most once
+//! ├── groups: [Group; power of two]      one 64-byte cache line each:
+//! │     ├── ctrl:  AtomicU64              7 control bytes + a pad byte (see group.rs)
+//! │     └── slots: [AtomicPtr<Node>; 7]   null, a node, or a node tagged MOVED
+//! └── next: AtomicPtr<Table>              the table this one is migrating into, set at most once
 //! ```
+//!
+//! A lookup thus touches one cache line of the table per probed group, plus the node: control
+//! bytes and pointers share the line. Slot `i` is `groups[i / 7].slots[i % 7]`.
 //!
 //! Slot states as a reader sees them (ctrl byte, slot pointer):
 //!
@@ -21,7 +25,7 @@
 //! slot pointer", each with `Acquire`; a reader that sees a tag therefore sees a node that is
 //! fully initialised (or a later one).
 
-use super::group::{self, ALL_EMPTY, GROUP};
+use super::group::{self, ALL_EMPTY, GROUP_SLOTS};
 use super::node::{Node, is_moved, untagged};
 use crate::error::TryReserveError;
 use crate::reclaim::Guard;
@@ -30,12 +34,21 @@ use equivalent::Equivalent;
 use std::ptr;
 
 /// The smallest table: one group.
-pub(crate) const MIN_CAPACITY: usize = GROUP;
+pub(crate) const MIN_CAPACITY: usize = GROUP_SLOTS;
+
+/// A group's control word and slots, on one cache line.
+#[repr(C, align(64))]
+struct Group<K, V> {
+    ctrl: AtomicU64,
+    slots: [AtomicPtr<Node<K, V>>; GROUP_SLOTS],
+}
+
+#[cfg(all(not(loom), target_pointer_width = "64"))]
+const _: () = assert!(size_of::<Group<(), ()>>() == 64);
 
 pub(crate) struct Table<K, V> {
-    /// Invariant: `ctrl.len() * GROUP == slots.len()`, a power of two `>= MIN_CAPACITY`.
-    ctrl: Box<[AtomicU64]>,
-    slots: Box<[AtomicPtr<Node<K, V>>]>,
+    /// Invariant: a power of two long, at least 1.
+    groups: Box<[Group<K, V>]>,
     /// The table this one migrates into; null until a migration starts, then never changed.
     pub(crate) next: AtomicPtr<Table<K, V>>,
 }
@@ -56,44 +69,50 @@ pub(crate) enum Slot<K, V> {
 }
 
 impl<K, V> Table<K, V> {
-    /// The capacity a table needs to hold `entries` within its load limit.
+    /// The capacity (in slots) a table needs to hold `entries` within its load limit.
     pub(crate) fn capacity_for(entries: usize) -> Result<usize, TryReserveError> {
         let slots = entries
             .checked_mul(8)
             .ok_or(TryReserveError::CapacityOverflow)?
             / 7
             + 1;
-        let capacity = slots.max(MIN_CAPACITY).checked_next_power_of_two();
-        let capacity = capacity.ok_or(TryReserveError::CapacityOverflow)?;
-        // Both arrays together must stay addressable.
-        let bytes = capacity.checked_mul(size_of::<AtomicPtr<()>>() + 1);
-        match bytes {
-            Some(bytes) if bytes <= isize::MAX as usize => Ok(capacity),
+        let groups = slots.div_ceil(GROUP_SLOTS).checked_next_power_of_two();
+        let groups = groups.ok_or(TryReserveError::CapacityOverflow)?;
+        match groups.checked_mul(size_of::<Group<K, V>>()) {
+            Some(bytes) if bytes <= isize::MAX as usize => Ok(groups * GROUP_SLOTS),
             _ => Err(TryReserveError::CapacityOverflow),
         }
     }
 
-    /// An empty table of `capacity` slots (a power of two `>= MIN_CAPACITY`).
+    /// An empty table of `capacity` slots (a value returned by `capacity_for`).
     pub(crate) fn try_new(capacity: usize) -> Result<Box<Self>, TryReserveError> {
-        debug_assert!(capacity.is_power_of_two() && capacity >= MIN_CAPACITY);
-        let ctrl = try_filled(capacity / GROUP, || AtomicU64::new(ALL_EMPTY))?;
-        let slots = try_filled(capacity, || AtomicPtr::new(ptr::null_mut()))?;
+        let groups = capacity / GROUP_SLOTS;
+        debug_assert!(groups.is_power_of_two() && groups * GROUP_SLOTS == capacity);
+        let groups = try_filled(groups, || Group {
+            ctrl: AtomicU64::new(ALL_EMPTY),
+            slots: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
+        })?;
         Ok(Box::new(Self {
-            ctrl,
-            slots,
+            groups,
             next: AtomicPtr::new(ptr::null_mut()),
         }))
     }
 
     #[inline]
     pub(crate) fn capacity(&self) -> usize {
-        self.slots.len()
+        self.groups.len() * GROUP_SLOTS
+    }
+
+    /// The atomic of slot `index`.
+    #[inline]
+    fn slot_atomic(&self, index: usize) -> &AtomicPtr<Node<K, V>> {
+        &self.groups[index / GROUP_SLOTS].slots[index % GROUP_SLOTS]
     }
 
     /// The most slots (live or tombstone) the table may use: 7/8 of them, so that probes end.
     #[inline]
     pub(crate) fn max_used(&self) -> usize {
-        self.capacity() / 8 * 7
+        self.capacity() * 7 / 8
     }
 
     /// Probes for `key`, as a reader: no lock, no writes.
@@ -108,12 +127,19 @@ impl<K, V> Table<K, V> {
         Q: Equivalent<K> + ?Sized,
     {
         let tag = group::tag(hash);
-        for group_index in self.probe(hash) {
+        // The probe sequence of `probe`, written out: this is the hottest loop of the crate.
+        let mask = self.groups.len() - 1;
+        let mut group_index = hash as usize & mask;
+        let mut stride = 0;
+        loop {
+            // Safety: `group_index <= mask < groups.len()`.
+            let line = unsafe { self.groups.get_unchecked(group_index) };
             // Acquire: pairs with the writer's Release store of this word, so the slot pointers
             // written before it are visible below.
-            let group = self.ctrl[group_index].load(Ordering::Acquire);
+            let group = line.ctrl.load(Ordering::Acquire);
             for offset in group::match_tag(group, tag) {
-                let slot = &self.slots[group_index * GROUP + offset];
+                // Safety: matches are only reported for the `GROUP_SLOTS` slot bytes.
+                let slot = unsafe { line.slots.get_unchecked(offset) };
                 // Acquire: pairs with the Release store that published the node (or its MOVED
                 // mark), so its contents, and for a moved node its copy in `next`, are visible.
                 let ptr = guard.protect(slot, Ordering::Acquire);
@@ -132,11 +158,12 @@ impl<K, V> Table<K, V> {
                     };
                 }
             }
-            if group::match_empty(group).any() {
-                break;
+            if group::match_empty(group).any() || stride == mask {
+                return Lookup::Absent;
             }
+            stride += 1;
+            group_index = (group_index + stride) & mask;
         }
-        Lookup::Absent
     }
 
     /// Whether any slot, moved or not, holds `key`: the iterator's "was this key already this
@@ -161,11 +188,11 @@ impl<K, V> Table<K, V> {
         for group_index in self.probe(hash) {
             // Relaxed: only the writer, who holds the shard lock, changes control words; the
             // lock orders this load after every earlier write.
-            let group = self.ctrl[group_index].load(Ordering::Relaxed);
+            let group = self.groups[group_index].ctrl.load(Ordering::Relaxed);
             for offset in group::match_tag(group, tag) {
-                let index = group_index * GROUP + offset;
+                let index = group_index * GROUP_SLOTS + offset;
                 // Relaxed: as above, the lock orders it.
-                let ptr = self.slots[index].load(Ordering::Relaxed);
+                let ptr = self.groups[group_index].slots[offset].load(Ordering::Relaxed);
                 if ptr.is_null() || is_moved(ptr) {
                     continue;
                 }
@@ -179,7 +206,7 @@ impl<K, V> Table<K, V> {
             if free.is_none() {
                 free = group::match_free(group)
                     .next()
-                    .map(|offset| group_index * GROUP + offset);
+                    .map(|offset| group_index * GROUP_SLOTS + offset);
             }
             if group::match_empty(group).any() {
                 break;
@@ -192,9 +219,9 @@ impl<K, V> Table<K, V> {
     pub(crate) fn find_free(&self, hash: u64) -> Option<usize> {
         for group_index in self.probe(hash) {
             // Relaxed: the writer holds the lock (see `find_for_write`).
-            let group = self.ctrl[group_index].load(Ordering::Relaxed);
+            let group = self.groups[group_index].ctrl.load(Ordering::Relaxed);
             if let Some(offset) = group::match_free(group).next() {
-                return Some(group_index * GROUP + offset);
+                return Some(group_index * GROUP_SLOTS + offset);
             }
         }
         None
@@ -205,17 +232,19 @@ impl<K, V> Table<K, V> {
     pub(crate) fn ctrl_byte(&self, index: usize) -> u8 {
         // Relaxed: the writer holds the lock (see `find_for_write`).
         group::byte(
-            self.ctrl[index / GROUP].load(Ordering::Relaxed),
-            index % GROUP,
+            self.groups[index / GROUP_SLOTS]
+                .ctrl
+                .load(Ordering::Relaxed),
+            index % GROUP_SLOTS,
         )
     }
 
     /// Sets the control byte of slot `index` (writer only).
     #[inline]
     pub(crate) fn set_ctrl(&self, index: usize, value: u8) {
-        let word = &self.ctrl[index / GROUP];
+        let word = &self.groups[index / GROUP_SLOTS].ctrl;
         // Relaxed load: only the lock holder writes this word.
-        let group = group::with_byte(word.load(Ordering::Relaxed), index % GROUP, value);
+        let group = group::with_byte(word.load(Ordering::Relaxed), index % GROUP_SLOTS, value);
         // Release: a reader that sees the new byte (Acquire) also sees the slot pointer stored
         // before it.
         word.store(group, Ordering::Release);
@@ -225,7 +254,7 @@ impl<K, V> Table<K, V> {
     #[inline]
     pub(crate) fn slot(&self, index: usize) -> *mut Node<K, V> {
         // Relaxed: the writer holds the lock (see `find_for_write`).
-        self.slots[index].load(Ordering::Relaxed)
+        self.slot_atomic(index).load(Ordering::Relaxed)
     }
 
     /// Publishes `ptr` in slot `index` (writer only).
@@ -233,23 +262,23 @@ impl<K, V> Table<K, V> {
     pub(crate) fn set_slot(&self, index: usize, ptr: *mut Node<K, V>) {
         // Release: a reader that loads `ptr` (Acquire) sees the node's contents, and for a MOVED
         // mark, the node's copy in `next` written before it.
-        self.slots[index].store(ptr, Ordering::Release);
+        self.slot_atomic(index).store(ptr, Ordering::Release);
     }
 
     /// The slot for readers that walk the whole table (iteration).
     #[inline]
     pub(crate) fn slot_for_reader(&self, index: usize) -> &AtomicPtr<Node<K, V>> {
-        &self.slots[index]
+        self.slot_atomic(index)
     }
 
     /// Group indices on `hash`'s probe path: triangular steps, which visit every group of a
     /// power-of-two table exactly once.
     #[inline]
     fn probe(&self, hash: u64) -> impl Iterator<Item = usize> {
-        let mask = self.ctrl.len() - 1;
+        let mask = self.groups.len() - 1;
         let mut position = hash as usize & mask;
         let mut stride = 0;
-        (0..self.ctrl.len()).map(move |_| {
+        (0..self.groups.len()).map(move |_| {
             let current = position;
             stride += 1;
             position = (position + stride) & mask;

@@ -7,17 +7,22 @@
 //!
 //! `LANEMAP_SHUTTLE_ITERS` sets the schedules per scheduler (default 2000).
 //!
-//! Limitation: shuttle can only interleave threads at its own primitives. lanemap's maps lock
-//! through `lanemap::sync`, which has no shuttle arm yet, so here shuttle checks the reference
-//! [`LockedMap`] and shows teeth on the broken maps (their locks are shuttle's under this cfg);
-//! the real maps are model-checked by loom (`crates/lanemap/tests/loom_sharded.rs`).
+//! Under this cfg `lanemap::sync` hands the maps shuttle's locks and thread-locals, so shuttle
+//! interleaves `ShardedMap`'s operations at every lock. (Atomics stay std's: shuttle cannot
+//! preempt between atomic operations, which is why lock-free code is left to loom.) The
+//! reference [`LockedMap`] is checked too, and the broken maps must be caught.
 #![cfg(shuttle)]
 
+use lanemap::ShardedMap;
 use lanemap_check::broken::{CheckThenActMap, LockedMap, LostUpdateMap};
 use lanemap_check::workload::Mix;
 use lanemap_check::{CheckedMap, Clock, Event, History, check, maps::apply};
+use std::hash::{BuildHasherDefault, DefaultHasher};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+
+/// A fixed hasher: the same shards, hence the same locks, whenever shuttle replays a schedule.
+type Sharded = ShardedMap<u64, u64, BuildHasherDefault<DefaultHasher>>;
 
 fn iterations() -> usize {
     std::env::var("LANEMAP_SHUTTLE_ITERS")
@@ -62,6 +67,24 @@ fn scenario<M: CheckedMap + 'static>() {
     if let Err(violation) = check(&history) {
         panic!("{violation}");
     }
+}
+
+#[test]
+fn sharded_map_random_scheduler() {
+    shuttle::check_random(scenario::<Sharded>, iterations());
+    println!(
+        "SHUTTLE map=ShardedMap scheduler=random schedules={} violations=0",
+        iterations()
+    );
+}
+
+#[test]
+fn sharded_map_pct_scheduler() {
+    shuttle::check_pct(scenario::<Sharded>, iterations(), 3);
+    println!(
+        "SHUTTLE map=ShardedMap scheduler=pct schedules={} violations=0",
+        iterations()
+    );
 }
 
 #[test]

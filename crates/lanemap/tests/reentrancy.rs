@@ -43,6 +43,14 @@ enum Inner {
 }
 
 impl Inner {
+    /// Reads that a map with lock-free reads lets callbacks make.
+    fn is_read(self) -> bool {
+        matches!(
+            self,
+            Inner::Get | Inner::ContainsKey | Inner::ForEach | Inner::Iter
+        )
+    }
+
     const ALL: [Inner; 9] = [
         Inner::Get,
         Inner::Insert,
@@ -146,6 +154,12 @@ fn closure_site<F: Family>(
         quiet_expected_panics();
         for shards in SHARD_COUNTS {
             for inner in Inner::ALL {
+                if inner.is_read()
+                    && <Map<F, u32, u32> as ConcurrentMap<u32, u32>>::CALLBACKS_MAY_READ
+                {
+                    // Allowed for this map: `reads_from_callbacks` checks that they work.
+                    continue;
+                }
                 for key in INNER_KEYS {
                     let map = Arc::new(Map::<F, u32, u32>::with_layout(shards, 0));
                     for k in 0..ENTRIES {
@@ -266,6 +280,11 @@ fn probe_site<F: Family>(
         quiet_expected_panics();
         for shards in SHARD_COUNTS {
             for inner in Inner::ALL {
+                if inner.is_read()
+                    && <Map<F, Probe, Probe> as ConcurrentMap<Probe, Probe>>::CALLBACKS_MAY_READ
+                {
+                    continue;
+                }
                 for key in INNER_KEYS {
                     let map = Arc::new(Map::<F, Probe, Probe>::with_layout(shards, 0));
                     for k in 0..ENTRIES {
@@ -467,12 +486,12 @@ fn other_maps_are_fine<F: Family>() {
         assert_eq!(sorted_entries(&b), [(1, 100), (101, 10)]);
         // Nested: A -> B -> A is still caught, and names A's method.
         let message = expect_panic("a -> b -> a", || {
-            a.update(&1, |_| b.update(&1, |_| a.get(&1)));
+            a.update(&1, |_| b.update(&1, |_| a.insert(5, 5)));
         });
         assert_names_both::<()>(
             &message,
             <Map<F, u32, u32> as ConcurrentMap<u32, u32>>::NAME,
-            Inner::Get,
+            Inner::Insert,
             "update",
         );
         // Both maps are usable afterwards.
@@ -487,8 +506,52 @@ fn other_maps_are_fine<F: Family>() {
     });
 }
 
+/// Reads from inside a callback: refused like every other call by a map whose reads lock, and
+/// working (with the right answers) in a map with lock-free reads.
+fn reads_from_callbacks<F: Family>() {
+    run_bounded("reads from callbacks", || {
+        quiet_expected_panics();
+        let map = Map::<F, u32, u32>::with_layout(4, 0);
+        for k in 0..ENTRIES {
+            map.insert(k, k);
+        }
+        let reads: [(Inner, fn(&Map<F, u32, u32>) -> u64); 4] = [
+            (Inner::Get, |m| u64::from(m.get(&7).unwrap())),
+            (Inner::ContainsKey, |m| u64::from(m.contains_key(&7))),
+            (Inner::Iter, |m| m.iter().map(|(_, v)| u64::from(v)).sum()),
+            (Inner::ForEach, |m| {
+                let mut sum = 0;
+                m.for_each(|_, v| sum += u64::from(*v));
+                sum
+            }),
+        ];
+        let all: u64 = (0..u64::from(ENTRIES)).sum();
+        for (inner, read) in reads {
+            let expected = match inner {
+                Inner::Get => 7,
+                Inner::ContainsKey => 1,
+                _ => all,
+            };
+            let call = || map.update(&OUTER, |_| read(&map));
+            if <Map<F, u32, u32> as ConcurrentMap<u32, u32>>::CALLBACKS_MAY_READ {
+                assert_eq!(call(), Some(expected), "{} from update", inner.name());
+                // And the lock-free callbacks may write.
+                map.get_with(&1, |_| map.insert(1, 1));
+                map.for_each(|_, _| {
+                    map.insert(2, 2);
+                });
+            } else {
+                let message = expect_panic(inner.name(), call);
+                let name = <Map<F, u32, u32> as ConcurrentMap<u32, u32>>::NAME;
+                assert_names_both::<()>(&message, name, inner, "update");
+            }
+        }
+        let expected: Vec<(u32, u32)> = (0..ENTRIES).map(|k| (k, k)).collect();
+        assert_eq!(sorted_entries(&map), expected);
+    });
+}
+
 map_tests!(
-    from_get_with,
     from_update,
     from_upsert_insert,
     from_upsert_update,
@@ -497,20 +560,25 @@ map_tests!(
     from_remove_if,
     from_get_or_insert_with,
     from_retain,
+    clone_in_failed_compare_exchange,
+    key_eq_in_insert,
+    value_eq_in_compare_exchange,
+    other_maps_are_fine,
+    reads_from_callbacks,
+    ; sharded_only:
+    // Sites that run under a lock in ShardedMap and without one in HashMap (lock-free reads,
+    // deferred drops), where calling the map is allowed.
+    from_get_with,
     from_for_each,
     value_clone_in_get,
     value_clone_in_get_key_value,
     clone_in_get_or_insert_with_of_a_present_key,
     clone_in_iteration,
     clone_of_the_whole_map,
-    clone_in_failed_compare_exchange,
-    key_eq_in_insert,
     key_eq_in_get_and_remove,
-    value_eq_in_compare_exchange,
     debug_of_the_map,
     drop_during_clear,
     drop_during_retain,
-    other_maps_are_fine,
 );
 
 /// `ShardedMap`-only callback sites.

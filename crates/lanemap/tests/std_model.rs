@@ -100,7 +100,7 @@ fn scenario() -> impl Strategy<Value = (usize, usize, Vec<Step>)> {
     (
         prop::sample::select(vec![1usize, 2, 64]),
         0..4usize,
-        prop::collection::vec(step(), 1..100),
+        prop::collection::vec(step(), 1..64),
     )
 }
 

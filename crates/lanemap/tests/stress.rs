@@ -24,10 +24,12 @@ map_tests!(
     compare_exchange_increments_are_exact,
     compute_counts_down_to_removal,
     retain_and_clear_racing_inserts,
-    iteration_racing_writes_sees_stable_keys_once,
     ; sharded_only:
     // Needs `retain` that changes values (`retain_mut`).
     retain_mutations_and_upserts_all_land,
+    // HashMap: FAILS, a key is seen twice in one iteration pass while writers churn (bug
+    // reported; the crate docs promise no entry is seen twice). Move up when fixed.
+    iteration_racing_writes_sees_stable_keys_once,
 );
 
 /// Each thread owns a key range: inserts it, overwrites, removes the even keys, updates the odd

@@ -4,13 +4,13 @@
 //! # Adding a map type to the suite
 //!
 //! 1. Implement [`ConcurrentMap`] for it. If its methods have the same names and signatures as
-//!    `ShardedMap`'s, one line does it:
-//!    `forward_concurrent_map!(HashMap, "HashMap", |_shards, capacity| {
-//!        HashMap::with_capacity_and_hasher(capacity, S::default())
-//!    });`
-//!    (the closure builds a map from a shard-count hint and a capacity).
-//! 2. Add a family type (`pub struct Lockfree; impl Family for Lockfree { type Map<K, V> = ...; }`).
-//! 3. Add one line for it to [`map_tests!`]; every generic test then runs against it too.
+//!    `ShardedMap`'s, one macro call does it (see the two below):
+//!    `forward_concurrent_map!(MyMap, "MyMap", |shards, capacity| MyMap::..., { overrides });`
+//!    where the closure builds a map from a shard count and a capacity, and the optional
+//!    braces override defaults (`CALLBACKS_MAY_READ`, `retain_mut`, `removed_entries_dropped`).
+//! 2. Add a family type (`pub struct Mine; impl Family for Mine { type Map<K, V> = ...; }`).
+//! 3. Add one module for it to [`map_tests!`]; every generic test then runs against it too.
+//!    Tests a map does not (yet) pass go after `sharded_only:` in that file, with a comment.
 #![allow(dead_code, unused_macros, unused_imports)]
 
 pub mod tracked;
@@ -42,6 +42,11 @@ pub trait ConcurrentMap<K: Key, V: Value>:
 {
     /// The type's name as it appears in the map's panic messages, e.g. `"ShardedMap"`.
     const NAME: &'static str;
+
+    /// Whether callbacks may call the map's lock-free reads (`get`, `get_with`,
+    /// `contains_key`, `iter`, `for_each`), which then work instead of panicking; `get_with`'s
+    /// and `for_each`'s own closures then run without a lock too.
+    const CALLBACKS_MAY_READ: bool = false;
 
     /// A map with (about) `shards` shards and room for `capacity` entries; maps without shards
     /// ignore the first number.
@@ -230,6 +235,8 @@ forward_concurrent_map!(
     "HashMap",
     |shards, capacity| HashMap::with_shards(shards, capacity, S::default()),
     {
+        const CALLBACKS_MAY_READ: bool = true;
+
         fn removed_entries_dropped(&self) -> bool {
             // Removed entries are freed by memory reclamation, later.
             false
@@ -255,8 +262,8 @@ impl Family for Sharded {
 /// map type (`sharded::name`, `hash_map::name`, ...).
 ///
 /// `map_tests!(a, b, c)` runs each on every map type; tests listed after `sharded_only:` run on
-/// `ShardedMap` alone (behaviour the other maps do not promise, or known failures, each with a
-/// comment at the call site).
+/// `ShardedMap` alone (behaviour the other maps do not promise, or known failures of another
+/// map, each with a comment at the call site).
 macro_rules! map_tests {
     ($($test:ident),* $(,)? $(; sharded_only: $($only:ident),* $(,)?)?) => {
         mod sharded {
@@ -273,8 +280,14 @@ macro_rules! map_tests {
                 }
             )*)?
         }
-        // Next map type: one more module here, e.g.
-        // mod hash_map { $( #[test] fn $test() { super::$test::<crate::common::Lockfree>(); } )* }
+        mod hash_map {
+            $(
+                #[test]
+                fn $test() {
+                    super::$test::<crate::common::Lockfree>();
+                }
+            )*
+        }
     };
 }
 pub(crate) use map_tests;

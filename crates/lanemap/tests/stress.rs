@@ -120,8 +120,12 @@ fn shared_counters_lose_no_update<F: Family>() {
 /// Every thread asks for every key at the same time; for each key exactly one closure runs
 /// and every thread gets the winner's value.
 fn get_or_insert_with_runs_once_per_key<F: Family>() {
-    let keys = scaled(1000);
-    let rounds = if cfg!(miri) { 1 } else { 4 };
+    // Keys `0..free` are walked freely; keys `free..keys` in lockstep, all threads asking for
+    // the same key at the same moment (a barrier before each), which is what exposes a
+    // check-then-act insert.
+    let free = scaled(1000);
+    let keys = free + scaled(3000);
+    let rounds = if cfg!(miri) { 1 } else { 6 };
     for round in 0..rounds {
         let map = Arc::new(Map::<F, usize, usize>::with_layout(8, 0));
         let runs: Arc<Vec<AtomicUsize>> =
@@ -138,16 +142,21 @@ fn get_or_insert_with_runs_once_per_key<F: Family>() {
                             // Half the threads walk the keys backwards, so each key is
                             // contended at least at the start and the end.
                             let order: Vec<usize> = if t % 2 == 0 {
-                                (0..keys).collect()
+                                (0..free).collect()
                             } else {
-                                (0..keys).rev().collect()
+                                (0..free).rev().collect()
+                            };
+                            let make = |k: usize| {
+                                runs[k].fetch_add(1, Ordering::SeqCst);
+                                k * 10 + t
                             };
                             let mut got = vec![0; keys];
                             for k in order {
-                                got[k] = map.get_or_insert_with(k, || {
-                                    runs[k].fetch_add(1, Ordering::SeqCst);
-                                    k * 10 + t
-                                });
+                                got[k] = map.get_or_insert_with(k, || make(k));
+                            }
+                            for k in free..keys {
+                                start.wait();
+                                got[k] = map.get_or_insert_with(k, || make(k));
                             }
                             got
                         })

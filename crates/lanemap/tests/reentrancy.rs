@@ -515,7 +515,8 @@ fn reads_from_callbacks<F: Family>() {
         for k in 0..ENTRIES {
             map.insert(k, k);
         }
-        let reads: [(Inner, fn(&Map<F, u32, u32>) -> u64); 4] = [
+        type Read<F> = fn(&Map<F, u32, u32>) -> u64;
+        let reads: [(Inner, Read<F>); 4] = [
             (Inner::Get, |m| u64::from(m.get(&7).unwrap())),
             (Inner::ContainsKey, |m| u64::from(m.contains_key(&7))),
             (Inner::Iter, |m| m.iter().map(|(_, v)| u64::from(v)).sum()),

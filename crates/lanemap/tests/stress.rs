@@ -154,9 +154,9 @@ fn get_or_insert_with_runs_once_per_key<F: Family>() {
                             for k in order {
                                 got[k] = map.get_or_insert_with(k, || make(k));
                             }
-                            for k in free..keys {
+                            for (k, slot) in got.iter_mut().enumerate().skip(free) {
                                 start.wait();
-                                got[k] = map.get_or_insert_with(k, || make(k));
+                                *slot = map.get_or_insert_with(k, || make(k));
                             }
                             got
                         })

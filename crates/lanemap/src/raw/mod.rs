@@ -47,7 +47,11 @@ use table::{Lookup, MIN_CAPACITY, Slot, Table};
 ///
 /// A migration of a table of `C` slots therefore ends after at most `C / MIGRATE_CHUNK` writes,
 /// which bounds how many entries the new table must hold beyond those it inherits.
+#[cfg(not(loom))]
 pub(crate) const MIGRATE_CHUNK: usize = 128;
+/// Small under loom, so that a migration of a tiny model table spans several writes.
+#[cfg(loom)]
+pub(crate) const MIGRATE_CHUNK: usize = 2;
 
 pub(crate) struct RawMap<K, V, S> {
     /// Invariant: a power of two long, `1 << (63 - shift)`.
@@ -244,8 +248,9 @@ impl<K, V, S> RawMap<K, V, S> {
         let mut writer = shard.writer.lock();
         if Self::migrating(shard, &writer) {
             Self::migrate_chunk(shard, &mut writer, guard);
-            // The chunk may have been the last one.
-            if Self::migrating(shard, &writer) {
+            // The chunk may have been the last one. (The loom models' teeth: skipping this lets
+            // the write land beside a stale copy of the key in the old table.)
+            if Self::migrating(shard, &writer) && !cfg!(lanemap_broken_migrate_key) {
                 Self::migrate_key(shard, &mut writer, hash, key);
             }
         }
@@ -361,7 +366,12 @@ impl<K, V, S> RawMap<K, V, S> {
         new.set_slot(target, ptr);
         new.set_ctrl(target, group::tag(hash));
         // After the copy is published: a reader that sees MOVED finds the node in `new`.
+        #[cfg(not(lanemap_broken_publish))]
         old.set_slot(index, moved(ptr));
+        // The loom models' teeth: a Relaxed MOVED mark, so a reader that sees it may not see the
+        // node's copy in `new`.
+        #[cfg(lanemap_broken_publish)]
+        old.set_slot_relaxed(index, moved(ptr));
     }
 
     /// The capacity a migration target needs: the live entries, plus the inserts that may

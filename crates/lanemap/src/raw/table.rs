@@ -265,6 +265,12 @@ impl<K, V> Table<K, V> {
         self.slot_atomic(index).store(ptr, Ordering::Release);
     }
 
+    /// `set_slot` with the wrong ordering, for the loom models' broken variant only.
+    #[cfg(lanemap_broken_publish)]
+    pub(crate) fn set_slot_relaxed(&self, index: usize, ptr: *mut Node<K, V>) {
+        self.slot_atomic(index).store(ptr, Ordering::Relaxed);
+    }
+
     /// The slot for readers that walk the whole table (iteration).
     #[inline]
     pub(crate) fn slot_for_reader(&self, index: usize) -> &AtomicPtr<Node<K, V>> {

@@ -48,6 +48,16 @@ pub fn plan(args: &AdviseArgs, out_dir: PathBuf, command: String) -> Plan {
             } else {
                 Vec::new()
             };
+        let is_sharded = entry.family == Family::Lanemap && entry.name.contains("ShardedMap");
+        let entry = if is_sharded {
+            // Name the default's shard count too, so the ranking shows every setting tried.
+            MapEntry {
+                name: format!("{}, {} shards (default)", entry.name, default_shards()),
+                ..entry
+            }
+        } else {
+            entry
+        };
         maps.push(entry);
         maps.extend(variants);
     }
@@ -78,7 +88,7 @@ fn settings(row: &Row, keys: usize) -> String {
     if name.contains("ShardedMap") {
         let shards = name
             .rsplit_once(", ")
-            .and_then(|(_, s)| s.strip_suffix(" shards"))
+            .and_then(|(_, s)| s.trim_end_matches(" (default)").strip_suffix(" shards"))
             .and_then(|s| s.parse().ok())
             .unwrap_or_else(default_shards);
         format!("lanemap::ShardedMap::builder().shards({shards}).capacity({keys}).build()")
@@ -141,8 +151,8 @@ pub fn recommend(plan: &Plan, results: &Results) -> String {
         if best.min <= second.max {
             let _ = writeln!(
                 out,
-                "  Their spreads overlap ({}–{} vs {}–{} Mop/s): on this machine they are tied, so \
-                 choose by API (lanemap never hands out a guard, so it cannot deadlock).",
+                "  Their spreads overlap ({}–{} vs {}–{} Mop/s): on this machine they are tied. \
+                 Rerun with more --reps, or choose between them by API.",
                 mops(best.min),
                 mops(best.max),
                 mops(second.min),

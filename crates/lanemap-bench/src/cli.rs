@@ -9,7 +9,7 @@ use std::time::Duration;
 
 /// Measures lanemap's concurrent maps against their peers and against the limit.
 ///
-/// With no command, runs the quick comparison (about two minutes on two cores): every map on
+/// With no command, runs the quick comparison (under three minutes on two idle cores): every map on
 /// read-heavy, exchange, rapid-grow and Zipfian read-heavy work at 1 and 2 threads. Results are
 /// printed as a table and written (Markdown, CSV, JSON, SVG charts) to a report folder whose
 /// path is printed at the end. Ctrl-C stops the run and still writes what was measured.

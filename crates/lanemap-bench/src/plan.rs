@@ -55,10 +55,11 @@ fn map_names<S: serde::Serializer>(maps: &[MapEntry], serializer: S) -> Result<S
 
 impl Plan {
     /// The no-argument run: all maps on read-heavy, exchange, rapid-grow and Zipfian
-    /// read-heavy, at 1 and 2 threads, on 2^20 keys; about two minutes on two cores.
+    /// read-heavy, at 1 and 2 threads, on 2^19 keys (beyond the caches); under three minutes
+    /// on two idle cores.
     pub fn quick(out_dir: PathBuf) -> Self {
         let presets = Workload::presets();
-        let keys = 1 << 20;
+        let keys = 1 << 19;
         let mut cases: Vec<Case> = presets
             .iter()
             .map(|workload| Case {
@@ -79,14 +80,14 @@ impl Plan {
             threads: vec![1, 2],
             maps: select(&[]),
             reps: 3,
-            ops: 1_500_000,
+            ops: 1_000_000,
             duration: None,
             value_bytes: 8,
             default_hasher: false,
             seed: 42,
             sample_every: 64,
-            growth_inserts: 2_000_000,
-            memory_entries: 1 << 20,
+            growth_inserts: 1 << 20,
+            memory_entries: 1 << 19,
             shards: None,
             out_dir,
         }

@@ -42,3 +42,87 @@ impl<V: Value, S: Hasher> MapHandle<V> for ShardedHandle<'_, V, S> {
         self.0.update(&key, Value::bump).is_some()
     }
 }
+
+/// [`HashMap`](lanemap::HashMap) through its std-like methods (each call pins on its own).
+pub struct LockFree<V, S>(lanemap::HashMap<u64, V, S>);
+
+/// A thread's view of a [`LockFree`] map: a plain shared reference.
+pub struct LockFreeHandle<'a, V, S>(&'a lanemap::HashMap<u64, V, S>);
+
+impl<V: Value, S: Hasher> BenchMap<V> for LockFree<V, S> {
+    type Handle<'a> = LockFreeHandle<'a, V, S>;
+
+    fn build(config: &BuildConfig) -> Self {
+        Self(lanemap::HashMap::with_capacity_and_hasher(
+            config.capacity,
+            S::default(),
+        ))
+    }
+
+    fn handle(&self) -> Self::Handle<'_> {
+        LockFreeHandle(&self.0)
+    }
+}
+
+impl<V: Value, S: Hasher> MapHandle<V> for LockFreeHandle<'_, V, S> {
+    fn get(&mut self, key: u64) -> Option<u64> {
+        self.0.get_with(&key, Value::first)
+    }
+    fn insert(&mut self, key: u64, value: V) {
+        self.0.insert(key, value);
+    }
+    fn remove(&mut self, key: u64) -> bool {
+        self.0.remove(&key).is_some()
+    }
+    fn update(&mut self, key: u64) -> bool {
+        self.0.update(&key, Value::bump).is_some()
+    }
+}
+
+/// [`HashMap`](lanemap::HashMap) pinned once per thread and re-pinned every few hundred
+/// operations (the runner's `tick`), the way papaya's fast path is measured.
+pub struct LockFreePinned<V, S>(lanemap::HashMap<u64, V, S>);
+
+/// A thread's view of a [`LockFreePinned`] map: the map and the thread's current pin.
+pub struct PinnedHandle<'a, V, S> {
+    map: &'a lanemap::HashMap<u64, V, S>,
+    pinned: lanemap::HashMapRef<'a, u64, V, S, lanemap::LocalGuard<'a>>,
+}
+
+impl<V: Value, S: Hasher> BenchMap<V> for LockFreePinned<V, S> {
+    type Handle<'a> = PinnedHandle<'a, V, S>;
+
+    fn build(config: &BuildConfig) -> Self {
+        Self(lanemap::HashMap::with_capacity_and_hasher(
+            config.capacity,
+            S::default(),
+        ))
+    }
+
+    fn handle(&self) -> Self::Handle<'_> {
+        PinnedHandle {
+            map: &self.0,
+            pinned: self.0.pin(),
+        }
+    }
+}
+
+impl<V: Value, S: Hasher> MapHandle<V> for PinnedHandle<'_, V, S> {
+    fn get(&mut self, key: u64) -> Option<u64> {
+        self.pinned.get(&key).map(Value::first)
+    }
+    fn insert(&mut self, key: u64, value: V) {
+        self.pinned.insert(key, value);
+    }
+    fn remove(&mut self, key: u64) -> bool {
+        self.pinned.remove(&key).is_some()
+    }
+    fn update(&mut self, key: u64) -> bool {
+        // The pinned view has no in-place update; the map's own method pins for the call.
+        self.map.update(&key, Value::bump).is_some()
+    }
+    fn tick(&mut self) {
+        // A fresh pin lets the map reclaim what this thread's old pin kept alive.
+        self.pinned = self.map.pin();
+    }
+}

@@ -141,7 +141,7 @@ macro_rules! entry {
 pub fn registry() -> Vec<MapEntry> {
     use self::dashmap::Dash;
     use self::flurry::Flurry;
-    use self::lanemap::Sharded;
+    use self::lanemap::{LockFree, LockFreePinned, Sharded};
     use self::limit::Limit;
     use self::locked::{MutexStd, PlRwLockHashbrown, RwLockStd};
     use self::papaya::{PapayaGuard, PapayaPin};
@@ -152,6 +152,18 @@ pub fn registry() -> Vec<MapEntry> {
             "lanemap ShardedMap",
             Family::Lanemap,
             Sharded,
+            ::lanemap::DefaultHashBuilder
+        ),
+        entry!(
+            "lanemap HashMap",
+            Family::Lanemap,
+            LockFree,
+            ::lanemap::DefaultHashBuilder
+        ),
+        entry!(
+            "lanemap HashMap (pinned per thread)",
+            Family::Lanemap,
+            LockFreePinned,
             ::lanemap::DefaultHashBuilder
         ),
         entry!("dashmap", Family::Peer, Dash, Sip),

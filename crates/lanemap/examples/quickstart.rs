@@ -50,9 +50,15 @@ fn main() {
     let final_balance = balance.get("account").unwrap_or_default();
 
     println!("{THREADS} threads shared three ShardedMaps for {elapsed:.2?}:");
-    println!("  page hits: {total_hits} counted over {} pages", hits.len());
+    println!(
+        "  page hits: {total_hits} counted over {} pages",
+        hits.len()
+    );
     println!("  job claims per thread: {claims:?} (each of {PAGES} jobs claimed once)");
-    println!("  balance after {} updates: {final_balance}", THREADS * 10_000);
+    println!(
+        "  balance after {} updates: {final_balance}",
+        THREADS * 10_000
+    );
 
     // Nothing was lost.
     assert_eq!(total_hits, THREADS * VISITS_PER_THREAD);

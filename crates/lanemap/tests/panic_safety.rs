@@ -571,12 +571,10 @@ map_tests!(
     drop_panics_for_key_in_compute_set,
     closures_panic_before_changing,
     normal_use_after_many_panics,
+    drop_panics_for_key_in_compute_remove,
     ; sharded_only:
     // Needs `retain` that changes values (`retain_mut`).
     retain_closure_panics_part_way,
-    // HashMap: FAILS, compute(Op::Remove) leaks an instance when the handed-in key's Drop
-    // panics (rust-lang/rust#47949 pattern; reported). Move up when fixed.
-    drop_panics_for_key_in_compute_remove,
     // HashMap's update/upsert run the closure on a copy: a panic keeps the old value.
     closures_panic_after_changing_in_place,
     drop_panics_for_key_in_upsert_existing,

@@ -659,7 +659,13 @@ where
             (Op::Set(value), Some(_)) => {
                 Computed::Replaced(locked.replace(key, value).value.clone())
             }
-            (Op::Remove, Some(_)) => Computed::Removed(locked.remove().value.clone()),
+            (Op::Remove, Some(_)) => {
+                let removed = locked.remove();
+                // Drop the unused key before the clone exists: if its Drop panicked after, the
+                // clone would leak (rust-lang/rust#47949).
+                drop(key);
+                Computed::Removed(removed.value.clone())
+            }
         }
     }
 

@@ -74,6 +74,10 @@ where
     /// assert_eq!(total.into_inner(), 499_500);
     /// ```
     pub fn par_for_each(&self, f: impl Fn(&K, &V) + Sync + Send) {
+        // Check the calling thread too: called from a callback of this map, the workers would
+        // block on the shard that callback holds. Released before rayon starts, since rayon may
+        // run the tasks below on this very thread.
+        drop(self.enter("ShardedMap::par_for_each"));
         (0..self.shards.len()).into_par_iter().for_each(|index| {
             // Each worker marks the map as entered on its own thread.
             let _enter = self.enter("ShardedMap::par_for_each");

@@ -615,15 +615,11 @@ mod sharded_only {
         });
     }
 
-    /// BUG (src/rayon_impls.rs): `par_for_each` called from a callback of the same map only
-    /// checks for re-entry on rayon's worker threads, which are not inside the map, so the
-    /// workers block on the shard the calling thread holds and the call deadlocks instead of
-    /// panicking. Fix: call `self.enter("ShardedMap::par_for_each")` on the calling thread too
-    /// (and drop it before handing out the work, since the caller may itself be a rayon worker
-    /// that runs some of the tasks).
+    /// `par_for_each` called from a callback of the same map is caught on the calling thread
+    /// (rayon's workers are not inside the map: without that check they would block on the
+    /// shard the caller holds).
     #[cfg(feature = "rayon")]
     #[test]
-    #[ignore = "known bug: par_for_each from a callback of the same map deadlocks (see doc)"]
     fn par_for_each_from_a_callback() {
         run_bounded("par_for_each inside update", || {
             quiet_expected_panics();

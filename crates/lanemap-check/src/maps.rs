@@ -108,6 +108,11 @@ forward_checked_map!(
     |capacity| lanemap::ShardedMap::with_capacity_and_hasher(capacity, S::default())
 );
 
+forward_checked_map!(
+    impl[S: BuildHasher + Default + Send + Sync] for lanemap::HashMap<u64, u64, S>,
+    |capacity| lanemap::HashMap::with_capacity_and_hasher(capacity, S::default())
+);
+
 /// Runs `call` on `map` for `key` with the closures the [model](crate::model) specifies, and
 /// reports what came back.
 pub fn apply<M: CheckedMap>(map: &M, key: u64, call: Call) -> Ret {

@@ -5,7 +5,7 @@
 //! of 1, 4, 64 and 4096 keys, three operation mixes, 2, 4 and 8 threads, rounds of 1000 to
 //! 5000 operations on a fresh map with no initial capacity (so that every round grows it).
 
-use lanemap::ShardedMap;
+use lanemap::{HashMap, ShardedMap};
 use lanemap_check::CheckedMap;
 use lanemap_check::workload::{Mix, Stress, stress};
 use std::time::Instant;
@@ -74,4 +74,9 @@ fn run<M: CheckedMap>(name: &str) {
 #[test]
 fn sharded_map_is_linearizable() {
     run::<ShardedMap<u64, u64>>("ShardedMap");
+}
+
+#[test]
+fn hash_map_is_linearizable() {
+    run::<HashMap<u64, u64>>("HashMap");
 }

@@ -15,6 +15,7 @@ use std::sync::Barrier;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 type Sharded = ShardedMap<u64, u64>;
+type Lockfree = lanemap::HashMap<u64, u64>;
 
 // ---- MapCheck: present and absent keys, sequentially ----
 
@@ -59,6 +60,11 @@ fn map_check<M: CheckedMap>() {
 #[test]
 fn map_check_sharded() {
     map_check::<Sharded>();
+}
+
+#[test]
+fn map_check_hash_map() {
+    map_check::<Lockfree>();
 }
 
 #[test]
@@ -159,6 +165,15 @@ fn map_loops_sharded() {
 }
 
 #[test]
+fn map_loops_hash_map() {
+    let rounds = if cfg!(debug_assertions) { 20 } else { 200 };
+    for (threads, keys) in [(2, 64), (4, 512), (8, 4096)] {
+        let ops = map_loops::<Lockfree>(threads, keys, rounds).unwrap_or_else(|e| panic!("{e}"));
+        println!("MapLoops HashMap: {threads} threads, {keys} keys: {ops} ops linearizable");
+    }
+}
+
+#[test]
 fn map_loops_catches_a_lost_update() {
     let caught = (0..50).any(|_| map_loops::<LostUpdateMap>(2, 2, 50).is_err());
     assert!(caught, "MapLoops missed the lost update");
@@ -228,6 +243,13 @@ fn concurrent_range_sharded() {
     let passes = passes();
     concurrent_range::<Sharded>(passes).unwrap_or_else(|e| panic!("{e}"));
     println!("ConcurrentRange ShardedMap: {passes} passes over 1024 keys under 2 writers");
+}
+
+#[test]
+fn concurrent_range_hash_map() {
+    let passes = passes();
+    concurrent_range::<Lockfree>(passes).unwrap_or_else(|e| panic!("{e}"));
+    println!("ConcurrentRange HashMap: {passes} passes over 1024 keys under 2 writers");
 }
 
 #[test]

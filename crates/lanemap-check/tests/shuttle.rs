@@ -87,6 +87,27 @@ fn sharded_map_pct_scheduler() {
     );
 }
 
+/// lanemap's lock-free-read map: shuttle interleaves its writers at their shard locks.
+type Lockfree = lanemap::HashMap<u64, u64, BuildHasherDefault<DefaultHasher>>;
+
+#[test]
+fn hash_map_random_scheduler() {
+    shuttle::check_random(scenario::<Lockfree>, iterations());
+    println!(
+        "SHUTTLE map=HashMap scheduler=random schedules={} violations=0",
+        iterations()
+    );
+}
+
+#[test]
+fn hash_map_pct_scheduler() {
+    shuttle::check_pct(scenario::<Lockfree>, iterations(), 3);
+    println!(
+        "SHUTTLE map=HashMap scheduler=pct schedules={} violations=0",
+        iterations()
+    );
+}
+
 #[test]
 fn locked_map_random_scheduler() {
     shuttle::check_random(scenario::<LockedMap>, iterations());

@@ -407,10 +407,14 @@ fn a_panic_at_every_call_into_user_code_leaves_the_map_consistent() {
     let quiet = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let mut sites = 0;
+    // Miri tries every 16th site only: each run costs it seconds.
+    let stride = if cfg!(miri) { 16 } else { 1 };
+    let mut injected = 0;
     let mut known_leaks = Vec::new();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         while run_with_fault_at(sites, &mut known_leaks) {
-            sites += 1;
+            sites += stride;
+            injected += 1;
         }
     }));
     std::panic::set_hook(quiet);
@@ -423,7 +427,9 @@ fn a_panic_at_every_call_into_user_code_leaves_the_map_consistent() {
         panic!("with a fault injected at call {sites}: {message}");
     }
     println!(
-        "FAULTS map=ShardedMap sites={sites} survived={sites} known_leaks={}: {known_leaks:?}",
+        "FAULTS map=ShardedMap sites={sites} injected={} survived={} known_leaks={}: {known_leaks:?}",
+        injected,
+        injected,
         known_leaks.len()
     );
     assert!(
@@ -498,7 +504,7 @@ fn zero_sized_keys_and_values() {
 
 #[test]
 fn huge_values() {
-    const BIG: usize = 1 << 16;
+    const BIG: usize = if cfg!(miri) { 1 << 10 } else { 1 << 16 };
     let map: ShardedMap<u32, Box<[u8; BIG]>> = ShardedMap::builder().shards(1).build();
     for i in 0..64u32 {
         map.insert(i, Box::new([i as u8; BIG]));
@@ -521,7 +527,10 @@ fn capacity_overflow_is_an_error_not_an_abort() {
         Err(TryReserveError::CapacityOverflow)
     );
     assert!(map.try_reserve(usize::MAX / 2).is_err());
-    assert!(map.try_reserve(1 << 40).is_err(), "4 PiB reserved?");
+    // A real allocation attempt of 4 PiB: Miri stops the program instead of failing it.
+    if !cfg!(miri) {
+        assert!(map.try_reserve(1 << 40).is_err(), "4 PiB reserved?");
+    }
     map.insert(1, [1; 4096]);
     assert_eq!(map.len(), 1, "the map still works after the errors");
 }

@@ -4,6 +4,10 @@
 //! | map | pick it for | reads | writes |
 //! |---|---|---|---|
 //! | [`ShardedMap`] | write-heavy and mixed work | shard read lock | shard write lock, entries inline, no allocation |
+//! | [`HashMap`] | read-heavy work, hot keys, many reader threads | no lock, no shared store, never wait | shard lock, one allocation per insert or change |
+//!
+//! Both have the same method names and meanings, so switching is a one-line change (where
+//! `HashMap` hands back an old value it returns a clone, so some methods ask `V: Clone` there).
 //!
 //! # Usage
 //!
@@ -65,13 +69,23 @@
 //! Return what you need from the closure and make the second call afterwards. Since nothing
 //! holds a lock across an `.await`, the maps are safe to use from async code as they are.
 //!
+//! [`HashMap`] reads take no lock at all, so the closures of its reads
+//! ([`get_with`](HashMap::get_with), [`for_each`](HashMap::for_each), iteration) may call the
+//! map; the closures of its writes run under a shard lock and follow the rule above.
+//!
 //! # Panics in your code leave the map usable
 //!
 //! A panic in `Hash`, `Eq`, `Clone`, `Drop` or a closure unwinds through the map without leaving
 //! a lock held (the locks do not poison) and without breaking the table: no entry is lost,
-//! duplicated, dropped twice or leaked. The map keeps each key's full hash next to it, so growing
+//! duplicated, dropped twice or leaked. The maps keep each key's full hash next to it, so growing
 //! a table never calls `Hash` again. What a panicking closure had already done to a value in
-//! place ([`update`](ShardedMap::update), [`retain`](ShardedMap::retain)) stays done.
+//! place ([`ShardedMap::update`], [`ShardedMap::retain`]) stays done; [`HashMap::update`] runs
+//! its closure on a copy, so there a panic keeps the old value.
+//!
+//! [`HashMap`] drops removed and replaced entries later, when no reader can see them any more
+//! (see [Memory](#memory-hashmap)), on whichever thread ends the last guard. A panic in such a
+//! deferred `Drop` is caught and discarded, since it would otherwise tear through unrelated
+//! code; the entry's memory is freed all the same.
 //!
 //! # Consistency
 //!
@@ -108,6 +122,30 @@
 //! items, so the loop body may call the map; `for_each` holds the shard's read lock while its
 //! closure runs.
 //!
+//! [`HashMap`] walks its tables without locking, while writers and table migrations go on:
+//!
+//! - an entry present and unchanged for the whole walk is seen exactly once;
+//! - each entry is seen with a value it really had;
+//! - an entry inserted, changed or removed during the walk may or may not be seen;
+//! - a key removed *and inserted again* while the walk runs may be seen twice (once per life),
+//!   as with Java's `ConcurrentHashMap`. Deduplicate if your loop cannot allow that.
+//!
+//! # Memory (HashMap)
+//!
+//! A [`HashMap`] reader may still be looking at an entry that a writer has just replaced or
+//! removed, so entries are freed through [seize](https://docs.rs/seize)'s reclamation: once
+//! every guard that was active when the entry was unlinked has ended. Every method without a
+//! guard argument enters and leaves a guard by itself; [`HashMap::pin`] keeps one for as long as
+//! the handle lives, so drop long-lived pins regularly in threads that also do other work.
+//! Tables shrink as entries are removed (and at once when a shard empties, or on
+//! [`shrink_to_fit`](HashMap::shrink_to_fit)), so an emptied map gives its memory back.
+//!
+//! # Async
+//!
+//! No method of either map blocks on anything but a short shard lock, and none returns a lock
+//! guard. To hold [`HashMap`] references across an `.await` in a multi-threaded runtime, use
+//! [`HashMap::pin_owned`]: its guard is `Send`.
+//!
 //! # Go's `sync.Map`, operation by operation
 //!
 //! | `sync.Map` | `ShardedMap` |
@@ -143,6 +181,12 @@
 //! - Iteration yields owned clones and is not a snapshot (see [Iteration](#iteration)).
 //! - [`reserve`](ShardedMap::reserve) spreads the room over the shards: with evenly spread keys,
 //!   that many inserts grow no shard.
+//! - [`HashMap`] only: entries are immutable once published, so methods that hand back an old
+//!   value return a clone (`V: Clone`), [`update`](HashMap::update) and
+//!   [`upsert`](HashMap::upsert) change a copy and publish it, and methods that change the value
+//!   of a key they were given by reference clone the stored key (`K: Clone`). Reads by
+//!   reference, without any clone, go through [`pin`](HashMap::pin). `insert` over an existing
+//!   key stores the new (equal) key, where std keeps the old one.
 //!
 //! # Performance
 //!
@@ -155,12 +199,21 @@
 //!
 //! The default shard count is `(4 × available_parallelism).next_power_of_two()`. More shards
 //! lower contention between writers; fewer make whole-map operations cheaper.
+//!
+//! [`HashMap`] reads take no lock and store nothing: readers on many cores never contend, even
+//! on one hot key. Its tables keep 7 entry pointers and their 7 tag bytes on one 64-byte cache
+//! line, so a lookup touches one table line per probed group, plus the entry. (Simulated with
+//! cachegrind, 1M u64 keys, 4 MiB last-level cache, random gets: 2.4 last-level misses per get,
+//! against 3.7 for papaya and 1.2 for dashmap, whose entries sit inline behind a lock.) Writes
+//! allocate an entry per insert or change and lock one shard; on write-heavy mixes
+//! [`ShardedMap`] is the better choice. Tables grow and shrink incrementally: a write moves at
+//! most 128 slots of an outgrown table, so no single insert pays for copying a whole table.
 //! `cargo run --release -p lanemap-bench` measures the maps against their peers on your machine.
 //!
 //! # Optional features
 //!
 //! - `serde`: `Serialize` and `Deserialize` for the maps (as a map).
-//! - `rayon`: parallel extension and collection, and [`ShardedMap::par_for_each`].
+//! - `rayon`: parallel extension and collection, and `ShardedMap::par_for_each`.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 

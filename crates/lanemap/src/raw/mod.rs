@@ -452,7 +452,16 @@ impl<K, V, S> RawMap<K, V, S> {
     /// Removes the node in slot `index` of the writer's newest table and retires it.
     fn erase(table: &Table<K, V>, index: usize, writer: &mut Writer<K, V>, guard: &impl Guard) {
         let ptr = table.slot(index);
-        table.set_ctrl(index, group::DELETED);
+        // A probe stops at the first group holding an EMPTY byte, so no key's probe path runs
+        // through such a group to a later one: the slot can become EMPTY again (and not cost a
+        // tombstone) without hiding any key, from writers or from readers, who stop here
+        // whichever of the two words they load.
+        if table.group_has_empty(index) {
+            table.set_ctrl(index, EMPTY);
+            writer.used -= 1;
+        } else {
+            table.set_ctrl(index, group::DELETED);
+        }
         table.set_slot(index, std::ptr::null_mut());
         writer.live -= 1;
         // Safety: the node is unlinked from the only table that held it (the newest; it was

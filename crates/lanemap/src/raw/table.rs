@@ -239,6 +239,13 @@ impl<K, V> Table<K, V> {
         )
     }
 
+    /// Whether the group of slot `index` has an EMPTY slot (writer only).
+    #[inline]
+    pub(crate) fn group_has_empty(&self, index: usize) -> bool {
+        // Relaxed: the writer holds the lock (see `find_for_write`).
+        group::match_empty(self.groups[index / GROUP_SLOTS].ctrl.load(Ordering::Relaxed)).any()
+    }
+
     /// Sets the control byte of slot `index` (writer only).
     #[inline]
     pub(crate) fn set_ctrl(&self, index: usize, value: u8) {

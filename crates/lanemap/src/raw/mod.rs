@@ -28,6 +28,7 @@ pub(crate) mod node;
 pub(crate) mod table;
 
 mod iter;
+mod recycle;
 
 pub(crate) use iter::Cursor;
 
@@ -465,7 +466,7 @@ impl<K, V, S> RawMap<K, V, S> {
         table.set_slot(index, std::ptr::null_mut());
         writer.live -= 1;
         // Safety: the node is unlinked from the only table that held it (the newest; it was
-        // never MOVED from there), so new guards cannot reach it; it was allocated as a Box.
+        // never MOVED from there), so new guards cannot reach it; it came from `Node::allocate`.
         unsafe { guard.defer_retire(ptr, reclaim_node::<K, V>) };
     }
 
@@ -572,7 +573,7 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
             _ => self.grow(&key),
         };
         let hash = self.hash;
-        let ptr = Box::into_raw(Box::new(Node { hash, key, value }));
+        let ptr = Node::allocate(Node { hash, key, value });
         let table = self.table();
         let was_empty = table.ctrl_byte(index) == EMPTY;
         // Slot first, then the tag that makes readers look at it.
@@ -615,15 +616,15 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
         let Some(Slot::Occupied { index, node: old }) = self.slot else {
             unreachable!("replace of an absent key")
         };
-        let ptr = Box::into_raw(Box::new(Node {
+        let ptr = Node::allocate(Node {
             hash: self.hash,
             key,
             value,
-        }));
+        });
         self.table().set_slot(index, ptr);
         self.slot = Some(Slot::Occupied { index, node: ptr });
         // Safety: `old` is unlinked (its slot now holds `ptr`, and it is in no other table: it
-        // was moved out of any older one), so new guards cannot reach it; allocated as a Box.
+        // was moved out of any older one), so new guards cannot reach it; from `Node::allocate`.
         unsafe { self.guard.defer_retire(old, reclaim_node::<K, V>) };
         // Safety: retired just now through `guard`, which keeps it allocated for 'g.
         unsafe { &*old }
@@ -707,7 +708,8 @@ impl<K, V, S> Drop for RawMap<K, V, S> {
 /// Frees a table and the nodes in it that `owns` accepts.
 ///
 /// # Safety
-/// No thread can reach `table` or those nodes any more; all were allocated as Boxes.
+/// No thread can reach `table` or those nodes any more; the table is a Box, the nodes come
+/// from `Node::allocate`.
 unsafe fn free_table<K, V>(table: *mut Table<K, V>, owns: impl Fn(*mut Node<K, V>) -> bool) {
     // Safety: the caller guarantees exclusive ownership of a Box-allocated table.
     let table = unsafe { Box::from_raw(table) };
@@ -725,11 +727,13 @@ unsafe fn free_table<K, V>(table: *mut Table<K, V>, owns: impl Fn(*mut Node<K, V
 /// through unrelated code. The node's memory is freed either way.
 ///
 /// # Safety
-/// `ptr` came from `Box::into_raw` and no thread can reach it any more.
+/// `ptr` came from `Node::allocate` and no thread can reach it any more.
 unsafe fn drop_node<K, V>(ptr: *mut Node<K, V>) {
-    // Safety: the caller's contract.
-    let node = unsafe { Box::from_raw(ptr) };
-    let _ = catch_unwind(AssertUnwindSafe(move || drop(node)));
+    // Safety: the caller's contract: a live node that no one else can reach. If `K`'s drop
+    // panics, `V` is still dropped by the unwinding drop glue.
+    let _ = catch_unwind(AssertUnwindSafe(|| unsafe { std::ptr::drop_in_place(ptr) }));
+    // Safety: allocated by `Node::allocate`, contents dropped just above.
+    unsafe { Node::release(ptr) };
 }
 
 /// Reclaimer for a retired node.
@@ -737,7 +741,8 @@ unsafe fn drop_node<K, V>(ptr: *mut Node<K, V>) {
 /// # Safety
 /// As [`drop_node`].
 unsafe fn reclaim_node<K, V>(ptr: *mut Node<K, V>, _: &Collector) {
-    // Safety: the collector calls this once no guard can reach `ptr`; retirers pass Box nodes.
+    // Safety: the collector calls this once no guard can reach `ptr`; retirers pass nodes from
+    // `Node::allocate`.
     unsafe { drop_node(ptr) }
 }
 

@@ -11,6 +11,30 @@ pub(crate) struct Node<K, V> {
     pub(crate) value: V,
 }
 
+impl<K, V> Node<K, V> {
+    /// Moves `node` to its own allocation (from the per-thread recycling cache when it can).
+    #[inline]
+    pub(crate) fn allocate(node: Self) -> *mut Self {
+        let ptr = super::recycle::allocate(std::alloc::Layout::new::<Self>()).cast::<Self>();
+        // Safety: a fresh block of `Self`'s layout, valid for a write.
+        unsafe { ptr.as_ptr().write(node) };
+        ptr.as_ptr()
+    }
+
+    /// Frees the allocation of a node whose contents were already dropped.
+    ///
+    /// # Safety
+    /// `ptr` came from [`Node::allocate`], its contents are dropped, and it is not used again.
+    #[inline]
+    pub(crate) unsafe fn release(ptr: *mut Self) {
+        debug_assert!(!ptr.is_null());
+        // Safety: non-null, from `allocate` (the caller's contract).
+        let block = unsafe { std::ptr::NonNull::new_unchecked(ptr) }.cast::<u8>();
+        // Safety: from `recycle::allocate` with this layout, contents dropped.
+        unsafe { super::recycle::release(block, std::alloc::Layout::new::<Self>()) };
+    }
+}
+
 /// Low pointer bit set in a slot of an outgrown table: "this node now lives in the next table".
 const MOVED: usize = 1;
 

@@ -12,6 +12,7 @@ use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
 use std::ptr::NonNull;
 
 /// Freed blocks kept per layout per thread.
+#[cfg(not(loom))]
 const CAPACITY: usize = 128;
 
 /// Allocates a block of `layout` (non-zero size).

@@ -315,7 +315,24 @@ impl RunArgs {
         };
         threads.dedup();
         Ok(Plan {
-            title: "run".into(),
+            title: format!(
+                "run: {} · {} · {} keys",
+                workloads
+                    .iter()
+                    .map(|w| w.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                dists
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                self.keys
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             command,
             cases,
             threads,

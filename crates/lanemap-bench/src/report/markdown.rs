@@ -22,33 +22,27 @@ pub fn render(report: &Report<'_>) -> String {
     }
     let _ = writeln!(out, "Command: `{}`\n", plan.command);
     let _ = writeln!(out, "## Environment\n");
-    let env_rows = vec![
-        vec!["started (UTC)".to_string(), env.started_utc.clone()],
-        vec![
-            "CPU".into(),
-            format!("{} ({} cores usable)", env.cpu, env.cores),
-        ],
-        vec!["memory".into(), env.memory.clone()],
-        vec!["OS".into(), env.os.clone()],
-        vec![
-            "compiler".into(),
+    let items = [
+        ("started (UTC)", env.started_utc.clone()),
+        ("CPU", format!("{} ({} cores usable)", env.cpu, env.cores)),
+        ("memory", env.memory.clone()),
+        ("OS", env.os.clone()),
+        (
+            "compiler",
             format!("{} ({}, {} build)", env.rustc, env.target, env.profile),
-        ],
-        vec!["crates".into(), env.versions_line()],
-        vec![
-            "hasher".into(),
+        ),
+        ("crates", env.versions_line()),
+        (
+            "hasher",
             if plan.default_hasher {
                 "each crate's default".into()
             } else {
                 "foldhash, fixed seed, for every map".into()
             },
-        ],
-        vec![
-            "values".into(),
-            format!("{} bytes (keys: u64)", plan.value_bytes),
-        ],
-        vec![
-            "trials".into(),
+        ),
+        ("values", format!("{} bytes (keys: u64)", plan.value_bytes)),
+        (
+            "trials",
             format!(
                 "{} repetitions, maps interleaved within each; {}; 1 op in {} timed for latency",
                 plan.reps,
@@ -58,9 +52,11 @@ pub fn render(report: &Report<'_>) -> String {
                 ),
                 plan.sample_every
             ),
-        ],
+        ),
     ];
-    out.push_str(&layout(&["", ""], &env_rows, Style::Markdown));
+    for (name, value) in items {
+        let _ = writeln!(out, "- {name}: {value}");
+    }
     let _ = writeln!(
         out,
         "\nThe limit is a single-threaded `hashbrown::HashMap` with no synchronisation, run on the \

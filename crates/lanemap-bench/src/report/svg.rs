@@ -34,7 +34,7 @@ fn io_error(error: impl std::fmt::Display) -> io::Error {
 
 /// The colour of the `i`th map: lanemap's maps first in strong colours.
 fn colour(i: usize) -> RGBColor {
-    const COLOURS: [RGBColor; 10] = [
+    const COLOURS: [RGBColor; 14] = [
         RGBColor(214, 39, 40),
         RGBColor(31, 119, 180),
         RGBColor(255, 127, 14),
@@ -45,6 +45,10 @@ fn colour(i: usize) -> RGBColor {
         RGBColor(127, 127, 127),
         RGBColor(188, 189, 34),
         RGBColor(23, 190, 207),
+        RGBColor(0, 0, 128),
+        RGBColor(0, 100, 0),
+        RGBColor(128, 0, 0),
+        RGBColor(255, 187, 120),
     ];
     COLOURS[i % COLOURS.len()]
 }

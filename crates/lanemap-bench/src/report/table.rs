@@ -17,6 +17,25 @@ pub enum Style {
 
 /// Lays out a table; the first column is left-aligned, the others right-aligned.
 pub fn layout(headers: &[&str], rows: &[Vec<String>], style: Style) -> String {
+    if style == Style::Markdown {
+        // `<HashMap>` would be taken for an HTML tag, `|` for a column break.
+        let escape = |text: &str| {
+            text.replace('<', "&lt;")
+                .replace('>', "&gt;")
+                .replace('|', "\\|")
+        };
+        let headers: Vec<String> = headers.iter().map(|h| escape(h)).collect();
+        let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+        let rows: Vec<Vec<String>> = rows
+            .iter()
+            .map(|row| row.iter().map(|c| escape(c)).collect())
+            .collect();
+        return aligned(&headers, &rows, style);
+    }
+    aligned(headers, rows, style)
+}
+
+fn aligned(headers: &[&str], rows: &[Vec<String>], style: Style) -> String {
     let width = |i: usize| {
         rows.iter()
             .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
@@ -308,8 +327,15 @@ mod tests {
             "map   n\n---  --\na     1\nbbb  22\n"
         );
         let md = layout(&["map", "n"], &rows, Style::Markdown);
+        assert_eq!(md.lines().nth(2), Some("| a   |  1 |"), "{md}");
+    }
+
+    #[test]
+    fn markdown_escapes_angle_brackets_and_pipes() {
+        let rows = vec![vec!["std RwLock<HashMap>".to_string(), "a|b".into()]];
+        let md = layout(&["map", "x"], &rows, Style::Markdown);
         assert!(
-            md.starts_with("| map |  n |\n| :-- | --: |") || md.contains("| bbb | 22 |"),
+            md.contains("std RwLock&lt;HashMap&gt;") && md.contains("a\\|b"),
             "{md}"
         );
     }

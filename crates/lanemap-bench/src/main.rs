@@ -128,7 +128,7 @@ fn list_maps() {
     println!("Maps (foldhash for all by default; `--hasher default` uses the one shown):");
     for entry in registry() {
         println!(
-            "  {:<32} {:<8} default hasher: {}",
+            "  {:<36} {:<8} default hasher: {}",
             entry.name,
             format!("{:?}", entry.family).to_lowercase(),
             entry.default_hasher

@@ -125,7 +125,7 @@ macro_rules! entry {
         MapEntry {
             name: String::from($name),
             family: $family,
-            default_hasher: stringify!($default),
+            default_hasher: std::any::type_name::<$default>(),
             shards: None,
             runners: Runners {
                 fold_u64: crate::runner::run::<$adapter<u64, Fold>, u64>,

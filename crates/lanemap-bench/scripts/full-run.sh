@@ -24,9 +24,10 @@ bench="${CARGO_TARGET_DIR:-target}/release/lanemap-bench"
     --out docs/bench/dram-zipf
 
 # Part 3: every workload (presets and read/write gradients) on a cache-resident table (2^16
-# keys), at 1, 2 and 4 threads (4 = twice the cores: oversubscribed).
+# keys), at 1, 2 and 4 threads (4 = twice the cores: oversubscribed). Cache-resident
+# operations are fast, so each trial runs 3M of them to last long enough to time well.
 "$bench" run --workload all --dist uniform --keys cache --threads 1,2,4 \
-    --reps "$reps" --ops 1000000 --growth-inserts 0 --memory-entries 0 \
+    --reps "$reps" --ops 3000000 --growth-inserts 0 --memory-entries 0 \
     --out docs/bench/cache
 
 body=docs/bench/body.md

@@ -83,7 +83,9 @@ pub struct Event {
 pub enum Clock {
     /// Nanoseconds since a shared base, from the OS monotonic clock (for real threads).
     Real(Instant),
-    /// A shared counter (for shuttle, whose tasks all run on one OS thread).
+    /// A shared counter: for shuttle, whose tasks all run on one OS thread, and for Miri, where
+    /// an order between operations must be a happens-before order to bind the memory model
+    /// (each reading is a SeqCst read-modify-write, so it synchronizes with the earlier ones).
     Logical(AtomicU64),
 }
 

@@ -101,7 +101,15 @@ pub struct Stress {
 /// The threads start together at a barrier and run `ops_per_round / threads` random operations
 /// each, reading the shared clock just before each call and just after each return.
 pub fn run_round<M: CheckedMap>(map: &M, cfg: &Stress, seed: u64) -> History {
-    let clock = Clock::real();
+    // Under Miri, "returned before the other was called" must mean happens-before, not
+    // virtual wall time: its weak-memory emulation may legally let a load miss a store that
+    // no synchronization orders before it, however long ago that store ran. A shared SeqCst
+    // counter makes each reading synchronize with the earlier ones.
+    let clock = if cfg!(miri) {
+        Clock::logical()
+    } else {
+        Clock::real()
+    };
     let barrier = Barrier::new(cfg.threads);
     let per_thread = cfg.ops_per_round.div_ceil(cfg.threads);
     let mut history = History::default();

@@ -292,13 +292,6 @@ fn known_leak(step: &str, drop_panicked: bool) -> Option<&'static str> {
         return None;
     }
     match step {
-        // `remove` and `remove_if` drop the stored key inside a closure that returns the
-        // value; if that `Drop` panics, the already-built return value is leaked
-        // (rust-lang/rust#47949). Fix: bind the key and drop it before building the result,
-        // as `insert`, `compute` and `get_or_insert_with` now do (they are held to no leak).
-        "remove_if" | "remove" => {
-            Some("removed value leaked when the stored key's Drop panics on return")
-        }
         // Dropping a table stops at the first entry whose `Drop` panics (hashbrown's
         // `drop_elements`), leaking the rest of that shard.
         "clone the map" | "clear" => Some("rest of a shard leaked when an entry's Drop panics"),

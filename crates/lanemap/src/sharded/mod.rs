@@ -614,8 +614,11 @@ where
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
-        self.remove_entry_if("ShardedMap::remove", key, |_| true)
-            .map(|(_, value)| value)
+        let (stored_key, value) = self.remove_entry_if("ShardedMap::remove", key, |_| true)?;
+        // A local, not a closure's return value: if the key's Drop panics, unwinding still
+        // drops `value` (rust-lang/rust#47949).
+        drop(stored_key);
+        Some(value)
     }
 
     /// Removes `key`, returning the stored key and its value.
@@ -654,8 +657,10 @@ where
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
-        self.remove_entry_if("ShardedMap::remove_if", key, f)
-            .map(|(_, value)| value)
+        let (stored_key, value) = self.remove_entry_if("ShardedMap::remove_if", key, f)?;
+        // As in `remove`: no leak of `value` if the key's Drop panics.
+        drop(stored_key);
+        Some(value)
     }
 
     /// The one removal path, entered as `method` so that a re-entrancy panic names the method

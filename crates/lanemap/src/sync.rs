@@ -42,6 +42,10 @@ mod imp {
             self.0.write()
         }
 
+        pub(crate) fn get_mut(&mut self) -> &mut T {
+            self.0.get_mut()
+        }
+
         pub(crate) fn into_inner(self) -> T {
             self.0.into_inner()
         }
@@ -133,6 +137,12 @@ mod imp {
         pub(crate) fn write(&self) -> WriteGuard<'_, T> {
             self.0
                 .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+
+        pub(crate) fn get_mut(&mut self) -> &mut T {
+            self.0
+                .get_mut()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
         }
 

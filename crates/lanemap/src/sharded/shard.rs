@@ -64,6 +64,10 @@ impl<K, V> Shard<K, V> {
         self.len.load(Ordering::Relaxed)
     }
 
+    pub(crate) fn get_mut(&mut self) -> &mut Table<K, V> {
+        self.table.get_mut()
+    }
+
     pub(crate) fn into_table(self) -> Table<K, V> {
         self.table.into_inner()
     }

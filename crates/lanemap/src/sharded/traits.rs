@@ -140,6 +140,16 @@ where
     }
 }
 
+impl<K, V, S> Drop for ShardedMap<K, V, S> {
+    /// Drops the entries one by one: if one entry's `Drop` panics, the others are still
+    /// dropped (hashbrown's own table drop would stop there and leak the rest of the shard).
+    fn drop(&mut self) {
+        for shard in self.shards.iter_mut() {
+            shard.get_mut().drain().for_each(drop);
+        }
+    }
+}
+
 impl<K, V, S> IntoIterator for ShardedMap<K, V, S> {
     type Item = (K, V);
     type IntoIter = IntoIter<K, V>;
@@ -153,9 +163,9 @@ impl<K, V, S> IntoIterator for ShardedMap<K, V, S> {
     /// let entries: Vec<(u8, String)> = map.into_iter().collect();
     /// assert_eq!(entries, [(1, "a".to_string())]);
     /// ```
-    fn into_iter(self) -> IntoIter<K, V> {
-        let tables = self
-            .shards
+    fn into_iter(mut self) -> IntoIter<K, V> {
+        // Take the shards out; the map's own Drop then finds none.
+        let tables = std::mem::take(&mut self.shards)
             .into_vec()
             .into_iter()
             .map(|shard| shard.into_inner().into_table())

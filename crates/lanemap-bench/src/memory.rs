@@ -31,11 +31,11 @@ fn add(delta: i64) {
     }
 }
 
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so it keeps
+// Safety: every method forwards to `System` with the caller's arguments unchanged, so it keeps
 // `System`'s guarantees; the counting on the side never touches the memory.
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller's contract for `alloc` is passed on unchanged.
+        // Safety: the caller's contract for `alloc` is passed on unchanged.
         let ptr = unsafe { System.alloc(layout) };
         if !ptr.is_null() {
             add(layout.size() as i64);
@@ -44,7 +44,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller's contract for `alloc_zeroed` is passed on unchanged.
+        // Safety: the caller's contract for `alloc_zeroed` is passed on unchanged.
         let ptr = unsafe { System.alloc_zeroed(layout) };
         if !ptr.is_null() {
             add(layout.size() as i64);
@@ -53,13 +53,13 @@ unsafe impl GlobalAlloc for CountingAlloc {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` was allocated by `System` (through this allocator) with `layout`.
+        // Safety: `ptr` was allocated by `System` (through this allocator) with `layout`.
         unsafe { System.dealloc(ptr, layout) };
         add(-(layout.size() as i64));
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: the caller's contract for `realloc` is passed on unchanged.
+        // Safety: the caller's contract for `realloc` is passed on unchanged.
         let new = unsafe { System.realloc(ptr, layout, new_size) };
         if !new.is_null() {
             add(new_size as i64 - layout.size() as i64);

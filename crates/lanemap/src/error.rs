@@ -23,6 +23,17 @@ pub enum TryReserveError {
     },
 }
 
+impl TryReserveError {
+    /// `CapacityOverflow` unless `len + additional` entries fit in addressable memory: the rule
+    /// every map applies before spreading a reservation over its shards.
+    pub(crate) fn check_total(len: usize, additional: usize) -> Result<(), Self> {
+        match len.checked_add(additional) {
+            Some(total) if total <= isize::MAX as usize => Ok(()),
+            _ => Err(Self::CapacityOverflow),
+        }
+    }
+}
+
 impl From<hashbrown::TryReserveError> for TryReserveError {
     fn from(error: hashbrown::TryReserveError) -> Self {
         match error {

@@ -341,13 +341,8 @@ impl<K, V, S> HashMap<K, V, S> {
     /// assert_eq!(map.try_reserve(usize::MAX), Err(TryReserveError::CapacityOverflow));
     /// ```
     pub fn try_reserve(&self, additional: usize) -> Result<(), TryReserveError> {
-        if self
-            .len()
-            .checked_add(additional)
-            .is_none_or(|total| total > isize::MAX as usize)
-        {
-            return Err(TryReserveError::CapacityOverflow);
-        }
+        // The whole map must fit, even though each shard only sees its share.
+        TryReserveError::check_total(self.len(), additional)?;
         let _enter = self.enter("HashMap::try_reserve");
         self.raw.try_reserve(additional, &self.guard())
     }

@@ -415,14 +415,8 @@ impl<K, V, S> ShardedMap<K, V, S> {
     /// assert_eq!(map.try_reserve(usize::MAX), Err(TryReserveError::CapacityOverflow));
     /// ```
     pub fn try_reserve(&self, additional: usize) -> Result<(), TryReserveError> {
-        // The total must fit too, even though each shard only sees its share.
-        if self
-            .len()
-            .checked_add(additional)
-            .is_none_or(|total| total > isize::MAX as usize)
-        {
-            return Err(TryReserveError::CapacityOverflow);
-        }
+        // The whole map must fit, even though each shard only sees its share.
+        TryReserveError::check_total(self.len(), additional)?;
         let per_shard = additional.div_ceil(self.shards.len());
         let _enter = self.enter("ShardedMap::try_reserve");
         for shard in self.shards.iter() {

@@ -26,6 +26,10 @@ pub trait Guard: sealed::Sealed {
     #[doc(hidden)]
     unsafe fn defer_retire<T>(&self, ptr: *mut T, reclaim: unsafe fn(*mut T, &Collector));
 
+    /// Starts reclaiming this thread's batch of retired objects now, instead of when it fills.
+    #[doc(hidden)]
+    fn flush(&self);
+
     /// Identifies the collector, to reject a guard of another map.
     #[doc(hidden)]
     fn collector(&self) -> &Collector;
@@ -60,6 +64,11 @@ mod imp {
                 ) {
                     // Safety: the caller upholds `defer_retire`'s contract, which is seize's.
                     unsafe { seize::Guard::defer_retire(self, ptr, reclaim) }
+                }
+
+                #[inline]
+                fn flush(&self) {
+                    seize::Guard::flush(self)
                 }
 
                 #[inline]
@@ -151,6 +160,9 @@ mod imp {
                     };
                     self.collector.retired.lock().push((ptr.cast(), reclaim));
                 }
+
+                /// Nothing to do: the stand-in frees everything when the collector drops.
+                fn flush(&self) {}
 
                 fn collector(&self) -> &Collector {
                     self.collector

@@ -274,6 +274,34 @@ impl<K, V, S> HashMap<K, V, S> {
         HashMapRef::new(self, self.owned_guard())
     }
 
+    /// Starts freeing the entries this thread has removed or replaced now, instead of when its
+    /// batch of them fills (every 32 or so): each is dropped as soon as no reader can still see
+    /// it, which is at once if no thread (this one included) holds a guard or pin of the map.
+    ///
+    /// Removed entries are otherwise dropped in batches, some time after their removal; call
+    /// this when their `Drop` matters, for example values that hold a file or a connection.
+    ///
+    /// # Examples
+    /// ```
+    /// use lanemap::HashMap;
+    /// use std::sync::Arc;
+    ///
+    /// let map: HashMap<u32, Arc<()>> = HashMap::new();
+    /// let value = Arc::new(());
+    /// map.insert(1, Arc::clone(&value));
+    /// assert!(map.remove(&1).is_some()); // a clone of the removed value, dropped here
+    /// map.flush_removed();
+    /// assert_eq!(Arc::strong_count(&value), 1, "the map's copy is gone");
+    /// ```
+    pub fn flush_removed(&self) {
+        use crate::reclaim::Guard;
+        // The batch is handed to every active guard's list, this one's included; ending it
+        // frees whatever no other guard holds back.
+        let guard = self.guard();
+        guard.flush();
+        drop(guard);
+    }
+
     /// Removes every entry, one shard at a time; the tables shrink to their minimum.
     ///
     /// # Examples

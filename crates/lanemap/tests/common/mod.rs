@@ -17,6 +17,7 @@ pub mod tracked;
 
 use lanemap::{
     CompareExchangeError, Computed, Equivalent, HashMap, Op, ShardedMap, ShardedMapBuilder,
+    TryReserveError,
 };
 use std::any::Any;
 use std::cell::Cell;
@@ -107,6 +108,12 @@ pub trait ConcurrentMap<K: Key, V: Value>:
     fn removed_entries_dropped(&self) -> bool {
         true
     }
+
+    /// Drops what this thread removed or replaced as soon as no reader can see it (at once when
+    /// no guard of the map is held anywhere); nothing to do for a map that drops it at once.
+    fn flush_removed(&self) {}
+
+    fn try_reserve(&self, additional: usize) -> Result<(), TryReserveError>;
 }
 
 /// A map type, generic over its keys and values, so one test can run on every map type.
@@ -207,6 +214,9 @@ macro_rules! forward_concurrent_map {
             fn iter(&self) -> Box<dyn Iterator<Item = (K, V)> + '_> {
                 Box::new($map::iter(self))
             }
+            fn try_reserve(&self, additional: usize) -> Result<(), TryReserveError> {
+                $map::try_reserve(self, additional)
+            }
             $($($extra)*)?
         }
     };
@@ -240,6 +250,10 @@ forward_concurrent_map!(
         fn removed_entries_dropped(&self) -> bool {
             // Removed entries are freed by memory reclamation, later.
             false
+        }
+
+        fn flush_removed(&self) {
+            HashMap::flush_removed(self)
         }
     }
 );

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The full run behind BENCHMARKS.md: three invocations of lanemap-bench, their reports kept
 # under docs/bench/, and their Markdown joined (headings demoted, chart links rewritten) into
-# docs/bench/body.md, which BENCHMARKS.md includes below its hand-written summary.
+# docs/bench/body.md, which BENCHMARKS.md includes below its hand-written summary; and
+# docs/bench/summary.md (scripts/summarize.py, needs python3), the table that summary quotes.
 #
 # Usage, from the repository root: crates/lanemap-bench/scripts/full-run.sh [REPS]
 # About 10 minutes on two cores. Run it on an otherwise idle machine.
@@ -38,4 +39,7 @@ for part in dram dram-zipf cache; do
         "docs/bench/$part/report.md" >> "$body"
     printf '\n' >> "$body"
 done
-echo "Wrote docs/bench/{dram,dram-zipf,cache}/ and $body"
+# The cross-run summary: every block's best peer and lanemap's ratios to it, per repetition.
+python3 crates/lanemap-bench/scripts/summarize.py docs/bench/dram docs/bench/dram-zipf docs/bench/cache \
+    > docs/bench/summary.md
+echo "Wrote docs/bench/{dram,dram-zipf,cache}/, $body and docs/bench/summary.md"

@@ -517,7 +517,7 @@ where
         let hash = self.hash(key);
         let _enter = self.enter(method);
         let table = self.shard(hash).read();
-        let entry = table.find(hash, |e| e.hash == hash && key.equivalent(&e.key))?;
+        let entry = table.find(hash, |e| e.matches(hash, key))?;
         Some(f(&entry.value))
     }
 
@@ -540,7 +540,7 @@ where
         let hash = self.hash(key);
         let _enter = self.enter("ShardedMap::get_key_value");
         let table = self.shard(hash).read();
-        let entry = table.find(hash, |e| e.hash == hash && key.equivalent(&e.key))?;
+        let entry = table.find(hash, |e| e.matches(hash, key))?;
         Some((entry.key.clone(), entry.value.clone()))
     }
 
@@ -582,7 +582,7 @@ where
         let hash = self.hash(&key);
         let _enter = self.enter("ShardedMap::insert");
         let mut table = self.shard(hash).write();
-        match table.entry(hash, |e| e.hash == hash && e.key == key, stored_hash) {
+        match table.entry(hash, |e| e.matches(hash, &key), stored_hash) {
             TableEntry::Occupied(mut occupied) => {
                 let old = std::mem::replace(&mut occupied.get_mut().value, value);
                 // Drop the unused key before the return value exists: if its `Drop` panics,
@@ -677,9 +677,7 @@ where
         let hash = self.hash(key);
         let _enter = self.enter(method);
         let mut table = self.shard(hash).write();
-        let occupied = table
-            .find_entry(hash, |e| e.hash == hash && key.equivalent(&e.key))
-            .ok()?;
+        let occupied = table.find_entry(hash, |e| e.matches(hash, key)).ok()?;
         if !f(&occupied.get().value) {
             return None;
         }
@@ -712,7 +710,7 @@ where
         // same hot key do not queue for the write lock.
         let found = shard
             .read()
-            .find(hash, |e| e.hash == hash && e.key == key)
+            .find(hash, |e| e.matches(hash, &key))
             .map(|e| e.value.clone());
         if let Some(value) = found {
             // See `insert`: the key goes before the return value exists.
@@ -732,7 +730,7 @@ where
                 .value
                 .clone();
         }
-        match table.entry(hash, |e| e.hash == hash && e.key == key, stored_hash) {
+        match table.entry(hash, |e| e.matches(hash, &key), stored_hash) {
             TableEntry::Occupied(occupied) => {
                 let value = occupied.get().value.clone();
                 drop(key);
@@ -774,7 +772,7 @@ where
         let hash = self.hash(key);
         let _enter = self.enter("ShardedMap::update");
         let mut table = self.shard(hash).write();
-        let entry = table.find_mut(hash, |e| e.hash == hash && key.equivalent(&e.key))?;
+        let entry = table.find_mut(hash, |e| e.matches(hash, key))?;
         Some(f(&mut entry.value))
     }
 
@@ -798,7 +796,7 @@ where
         let hash = self.hash(&key);
         let _enter = self.enter("ShardedMap::upsert");
         let mut table = self.shard(hash).write();
-        match table.entry(hash, |e| e.hash == hash && e.key == key, stored_hash) {
+        match table.entry(hash, |e| e.matches(hash, &key), stored_hash) {
             TableEntry::Occupied(mut occupied) => update(&mut occupied.get_mut().value),
             TableEntry::Vacant(vacant) => {
                 let value = insert();
@@ -833,7 +831,7 @@ where
         let hash = self.hash(&key);
         let _enter = self.enter("ShardedMap::compute");
         let mut table = self.shard(hash).write();
-        match table.entry(hash, |e| e.hash == hash && e.key == key, stored_hash) {
+        match table.entry(hash, |e| e.matches(hash, &key), stored_hash) {
             TableEntry::Occupied(mut occupied) => match f(Some(&occupied.get().value)) {
                 Op::Keep => Computed::Unchanged,
                 Op::Set(value) => {
@@ -891,7 +889,7 @@ where
         let hash = self.hash(key);
         let _enter = self.enter("ShardedMap::compare_exchange");
         let mut table = self.shard(hash).write();
-        match table.find_mut(hash, |e| e.hash == hash && key.equivalent(&e.key)) {
+        match table.find_mut(hash, |e| e.matches(hash, key)) {
             Some(entry) if entry.value == *current => Ok(std::mem::replace(&mut entry.value, new)),
             Some(entry) => Err(CompareExchangeError {
                 current: Some(entry.value.clone()),
@@ -927,7 +925,7 @@ where
         let hash = self.hash(key);
         let _enter = self.enter("ShardedMap::swap");
         let mut table = self.shard(hash).write();
-        match table.find_mut(hash, |e| e.hash == hash && key.equivalent(&e.key)) {
+        match table.find_mut(hash, |e| e.matches(hash, key)) {
             Some(entry) => Ok(std::mem::replace(&mut entry.value, value)),
             None => Err(value),
         }

@@ -1,6 +1,7 @@
 //! One shard: a SwissTable behind its own reader-writer lock, with a length readers need not lock.
 
 use crate::sync::{AtomicUsize, Ordering, ReadGuard, RwLock, WriteGuard};
+use equivalent::Equivalent;
 use hashbrown::HashTable;
 use std::ops::{Deref, DerefMut};
 
@@ -8,13 +9,41 @@ use std::ops::{Deref, DerefMut};
 ///
 /// The full hash is kept beside the key so that growing or rehashing a shard never calls the
 /// user's `Hash` again: such a call could panic halfway through a rehash, and hashbrown would then
-/// have to drop the entries it had not yet placed. It also rejects most non-matching keys before
-/// `Eq` runs.
+/// have to drop the entries it had not yet placed. For keys whose `Eq` may be costly it also
+/// rejects most non-matching keys before `Eq` runs (see [`Entry::matches`]).
+///
+/// `repr(C)` with the hash last: a lookup that does not compare hashes reads only the key and
+/// the value, 16 contiguous bytes for `u64 -> u64`, so fewer 24-byte entries straddle two cache
+/// lines (1 in 8 instead of 2 in 8).
 #[derive(Clone)]
+#[repr(C)]
 pub(crate) struct Entry<K, V> {
-    pub(crate) hash: u64,
     pub(crate) key: K,
     pub(crate) value: V,
+    pub(crate) hash: u64,
+}
+
+impl<K, V> Entry<K, V> {
+    /// Whether lookups compare the stored hash before the key.
+    ///
+    /// Yes for keys that own heap data or are large (`String`, `Vec`, `Arc`, big arrays): their
+    /// `Eq` may chase a pointer, which the hash compare saves on hashbrown's 7-bit tag
+    /// collisions. No for small plain keys (integers, `char`, small tuples, `&str`): a hit must
+    /// compare the key anyway, and skipping the hash saves a load, a compare and a branch. Only
+    /// the order of two checks that equal keys both pass depends on this, never the result
+    /// (`Hash` and `Eq` must agree).
+    const HASH_FIRST: bool =
+        std::mem::needs_drop::<K>() || std::mem::size_of::<K>() > 2 * std::mem::size_of::<u64>();
+
+    /// Whether this entry holds `key`, whose hash is `hash`.
+    #[inline]
+    pub(crate) fn matches<Q: Equivalent<K> + ?Sized>(&self, hash: u64, key: &Q) -> bool {
+        if Self::HASH_FIRST {
+            self.hash == hash && key.equivalent(&self.key)
+        } else {
+            key.equivalent(&self.key)
+        }
+    }
 }
 
 /// The rehash function hashbrown needs when a shard grows.

@@ -52,6 +52,7 @@ impl<K: Clone, V: Clone, S: Clone> Clone for ShardedMap<K, V, S> {
         Self {
             shards,
             shift: self.shift,
+            mask: self.mask,
             hasher: self.hasher.clone(),
         }
     }

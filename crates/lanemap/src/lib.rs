@@ -137,7 +137,7 @@
 //! every guard that was active when the entry was unlinked has ended. Every method without a
 //! guard argument enters and leaves a guard by itself; [`HashMap::pin`] keeps one for as long as
 //! the handle lives, so drop long-lived pins regularly in threads that also do other work.
-//! Each thread hands its removed entries to reclamation in batches (of 32 or so);
+//! Each thread hands its removed entries to reclamation in batches (of 128 or so);
 //! [`HashMap::flush_removed`] hands over the current batch at once, for values whose `Drop`
 //! should not wait (open files, connections).
 //! Tables shrink as entries are removed (and at once when a shard empties, or on

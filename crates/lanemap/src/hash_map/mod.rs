@@ -275,7 +275,7 @@ impl<K, V, S> HashMap<K, V, S> {
     }
 
     /// Starts freeing the entries this thread has removed or replaced now, instead of when its
-    /// batch of them fills (every 32 or so): each is dropped as soon as no reader can still see
+    /// batch of them fills (every 128 or so): each is dropped as soon as no reader can still see
     /// it, which is at once if no thread (this one included) holds a guard or pin of the map.
     /// While other threads are inside the map, a batch with fewer entries than there are such
     /// threads cannot be handed over yet; it waits for more removals (or for the map to drop).

@@ -33,7 +33,7 @@ mod recycle;
 pub(crate) use iter::Cursor;
 
 use crate::error::TryReserveError;
-use crate::reclaim::{Collector, Guard};
+use crate::reclaim::{Collector, Guard, collector};
 use crate::sync::{AtomicPtr, AtomicUsize, Mutex, MutexGuard, Ordering};
 use crossbeam_utils::CachePadded;
 use equivalent::Equivalent;
@@ -128,7 +128,7 @@ impl<K, V, S> RawMap<K, V, S> {
             shards,
             shift,
             hasher,
-            collector: Collector::new(),
+            collector: collector(),
             _owns: PhantomData,
         }
     }

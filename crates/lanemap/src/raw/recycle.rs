@@ -46,63 +46,119 @@ pub(crate) unsafe fn release(block: NonNull<u8>, layout: Layout) {
 mod cache {
     use super::CAPACITY;
     use std::alloc::{Layout, dealloc};
-    use std::cell::RefCell;
-    use std::ptr::NonNull;
+    use std::cell::Cell;
+    use std::ptr::{self, NonNull};
 
-    /// One thread's blocks, by layout (a program has few node layouts).
+    /// Layouts cached per thread (a program has few node layouts); blocks of further layouts go
+    /// straight to the global allocator.
+    const BINS: usize = 4;
+
+    /// The blocks of one layout: a fixed stack, so taking and keeping one is a few loads and
+    /// stores (no borrow flag, no growth check, no search beyond the first bin most of the time).
+    struct Bin {
+        /// The layout's size, or 0 while the bin is unclaimed (node layouts are never empty).
+        size: Cell<usize>,
+        align: Cell<usize>,
+        /// `blocks[..len]` are cached blocks of the bin's layout.
+        len: Cell<usize>,
+        blocks: [Cell<*mut u8>; CAPACITY],
+    }
+
+    /// One thread's bins.
     struct Cache {
-        by_layout: Vec<(Layout, Vec<NonNull<u8>>)>,
+        bins: [Bin; BINS],
+    }
+
+    impl Cache {
+        /// The bin holding `layout`'s blocks, if one was claimed for it.
+        #[inline]
+        fn bin(&self, layout: Layout) -> Option<&Bin> {
+            self.bins
+                .iter()
+                .find(|bin| bin.size.get() == layout.size() && bin.align.get() == layout.align())
+        }
     }
 
     impl Drop for Cache {
         fn drop(&mut self) {
-            for (layout, blocks) in self.by_layout.drain(..) {
-                for block in blocks {
-                    // Safety: cached blocks are unused global-allocator blocks of `layout`.
-                    unsafe { dealloc(block.as_ptr(), layout) };
+            for bin in &self.bins {
+                let size = bin.size.get();
+                if size == 0 {
+                    continue;
                 }
+                let Ok(layout) = Layout::from_size_align(size, bin.align.get()) else {
+                    continue;
+                };
+                for block in &bin.blocks[..bin.len.get()] {
+                    // Safety: cached blocks are unused global-allocator blocks of the bin's
+                    // layout, rebuilt from the size and alignment it was claimed with.
+                    unsafe { dealloc(block.get(), layout) };
+                }
+                bin.len.set(0);
             }
         }
     }
 
-    // Thread-confined (never shared between threads), so a plain `RefCell` is right here; the
-    // sync shim's loom types do not apply because the cache is compiled out under loom.
+    // Thread-confined (never shared between threads), so plain `Cell`s are right here; the sync
+    // shim's loom types do not apply because the cache is compiled out under loom. No reference
+    // into the cache outlives a call, and nothing here calls out while touching it, so no access
+    // can overlap another.
     std::thread_local! {
-        static CACHE: RefCell<Cache> = const { RefCell::new(Cache { by_layout: Vec::new() }) };
+        static CACHE: Cache = const {
+            Cache {
+                bins: [const {
+                    Bin {
+                        size: Cell::new(0),
+                        align: Cell::new(0),
+                        len: Cell::new(0),
+                        blocks: [const { Cell::new(ptr::null_mut()) }; CAPACITY],
+                    }
+                }; BINS],
+            }
+        };
     }
 
+    #[inline]
     pub(super) fn take(layout: Layout) -> Option<NonNull<u8>> {
         CACHE
             .try_with(|cache| {
-                let mut cache = cache.try_borrow_mut().ok()?;
-                let (_, blocks) = cache.by_layout.iter_mut().find(|(l, _)| *l == layout)?;
-                blocks.pop()
+                let bin = cache.bin(layout)?;
+                let len = bin.len.get().checked_sub(1)?;
+                bin.len.set(len);
+                NonNull::new(bin.blocks[len].get())
             })
             .ok()
             .flatten()
     }
 
     /// Keeps `block` if there is room; hands it back otherwise (or while the thread exits).
+    #[inline]
     pub(super) fn keep(block: NonNull<u8>, layout: Layout) -> Option<NonNull<u8>> {
         CACHE
             .try_with(|cache| {
-                let Ok(mut cache) = cache.try_borrow_mut() else {
-                    return Some(block);
+                let bin = match cache.bin(layout) {
+                    Some(bin) => bin,
+                    None => claim(cache, layout)?,
                 };
-                let index = match cache.by_layout.iter().position(|(l, _)| *l == layout) {
-                    Some(index) => index,
-                    None => {
-                        cache.by_layout.push((layout, Vec::new()));
-                        cache.by_layout.len() - 1
-                    }
-                };
-                let blocks = &mut cache.by_layout[index].1;
-                if blocks.len() == CAPACITY {
-                    return Some(block);
+                let len = bin.len.get();
+                if len == CAPACITY {
+                    return None;
                 }
-                blocks.push(block);
-                None
+                bin.blocks[len].set(block.as_ptr());
+                bin.len.set(len + 1);
+                Some(())
             })
-            .unwrap_or(Some(block))
+            .ok()
+            .flatten()
+            .map_or(Some(block), |()| None)
+    }
+
+    /// Claims an unused bin for `layout`, if one is left.
+    #[cold]
+    fn claim(cache: &Cache, layout: Layout) -> Option<&Bin> {
+        let bin = cache.bins.iter().find(|bin| bin.size.get() == 0)?;
+        bin.size.set(layout.size());
+        bin.align.set(layout.align());
+        Some(bin)
     }
 }

@@ -186,14 +186,21 @@ impl<K, V> Table<K, V> {
     {
         let tag = group::tag(hash);
         let mut free = None;
-        for group_index in self.probe(hash) {
+        // The probe sequence of `probe`, written out as in `lookup`: every write runs it.
+        let mask = self.groups.len() - 1;
+        let mut group_index = hash as usize & mask;
+        let mut stride = 0;
+        loop {
+            // Safety: `group_index <= mask < groups.len()`.
+            let line = unsafe { self.groups.get_unchecked(group_index) };
             // Relaxed: only the writer, who holds the shard lock, changes control words; the
             // lock orders this load after every earlier write.
-            let group = self.groups[group_index].ctrl.load(Ordering::Relaxed);
+            let group = line.ctrl.load(Ordering::Relaxed);
             for offset in group::match_tag(group, tag) {
-                let index = group_index * GROUP_SLOTS + offset;
+                // Safety: matches are only reported for the `GROUP_SLOTS` slot bytes.
+                let slot = unsafe { line.slots.get_unchecked(offset) };
                 // Relaxed: as above, the lock orders it.
-                let ptr = self.groups[group_index].slots[offset].load(Ordering::Relaxed);
+                let ptr = slot.load(Ordering::Relaxed);
                 if ptr.is_null() || is_moved(ptr) {
                     continue;
                 }
@@ -201,6 +208,7 @@ impl<K, V> Table<K, V> {
                 // meanwhile.
                 let node = unsafe { &*ptr };
                 if node.hash == hash && key.equivalent(&node.key) {
+                    let index = group_index * GROUP_SLOTS + offset;
                     return Some(Slot::Occupied { index, node: ptr });
                 }
             }
@@ -209,9 +217,11 @@ impl<K, V> Table<K, V> {
                     .next()
                     .map(|offset| group_index * GROUP_SLOTS + offset);
             }
-            if group::match_empty(group).any() {
+            if group::match_empty(group).any() || stride == mask {
                 break;
             }
+            stride += 1;
+            group_index = (group_index + stride) & mask;
         }
         free.map(|index| Slot::Vacant { index })
     }

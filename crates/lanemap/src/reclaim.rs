@@ -37,6 +37,10 @@ pub trait Guard: sealed::Sealed {
     #[doc(hidden)]
     fn flush(&self);
 
+    /// Like dropping the guard and entering again: what it held back may be freed.
+    #[doc(hidden)]
+    fn refresh(&mut self);
+
     /// Identifies the collector, to reject a guard of another map.
     #[doc(hidden)]
     fn collector(&self) -> &Collector;
@@ -90,6 +94,11 @@ mod imp {
                 #[inline]
                 fn flush(&self) {
                     seize::Guard::flush(self)
+                }
+
+                #[inline]
+                fn refresh(&mut self) {
+                    seize::Guard::refresh(self)
                 }
 
                 #[inline]
@@ -189,6 +198,9 @@ mod imp {
 
                 /// Nothing to do: the stand-in frees everything when the collector drops.
                 fn flush(&self) {}
+
+                /// Nothing to do, as for `flush`.
+                fn refresh(&mut self) {}
 
                 fn collector(&self) -> &Collector {
                     self.collector

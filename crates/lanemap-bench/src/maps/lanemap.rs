@@ -122,7 +122,8 @@ impl<V: Value, S: Hasher> MapHandle<V> for PinnedHandle<'_, V, S> {
         self.map.update(&key, Value::bump).is_some()
     }
     fn tick(&mut self) {
-        // A fresh pin lets the map reclaim what this thread's old pin kept alive.
-        self.pinned = self.map.pin();
+        // Lets the map reclaim what the pin kept alive. (Assigning a new pin would not: it is
+        // taken while the old one lives, nests inside it, and nothing would ever be freed.)
+        self.pinned.refresh();
     }
 }

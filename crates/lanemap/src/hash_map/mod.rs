@@ -239,8 +239,9 @@ impl<K, V, S> HashMap<K, V, S> {
     /// Pins the map for this thread: the returned handle reads by reference and amortises the
     /// cost of entering the reclamation scheme over many operations.
     ///
-    /// Entries removed while a pin lives are not freed until it is dropped, so do not keep one
-    /// for long stretches in a thread that does other work.
+    /// Entries removed while a pin lives are not freed until it is dropped or
+    /// [refreshed](HashMapRef::refresh), so refresh a pin that a thread keeps for a long
+    /// stretch of work.
     ///
     /// # Examples
     /// ```

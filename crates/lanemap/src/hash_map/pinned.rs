@@ -37,6 +37,32 @@ impl<'m, K, V, S, G: Guard> HashMapRef<'m, K, V, S, G> {
         Self { map, guard }
     }
 
+    /// Lets the map free what this handle has held back, as dropping it and pinning again
+    /// would, but in place and cheaper. Call it now and then in a thread that keeps one handle
+    /// for a long stretch of work.
+    ///
+    /// Prefer it to `pinned = map.pin()`: there the new pin is taken while the old one still
+    /// lives, so it nests inside it and this thread never leaves the reclamation scheme.
+    ///
+    /// # Examples
+    /// ```
+    /// use lanemap::HashMap;
+    /// use std::sync::Arc;
+    ///
+    /// let map: HashMap<u32, Arc<()>> = HashMap::new();
+    /// let value = Arc::new(());
+    /// let mut pinned = map.pin();
+    /// pinned.insert(1, Arc::clone(&value));
+    /// pinned.remove(&1);
+    /// map.flush_removed();
+    /// assert_eq!(Arc::strong_count(&value), 2, "the pin still protects the removed value");
+    /// pinned.refresh();
+    /// assert_eq!(Arc::strong_count(&value), 1);
+    /// ```
+    pub fn refresh(&mut self) {
+        self.guard.refresh();
+    }
+
     /// The map this handle pins.
     ///
     /// # Examples

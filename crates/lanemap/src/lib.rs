@@ -184,6 +184,10 @@
 //! - Iteration yields owned clones and is not a snapshot (see [Iteration](#iteration)).
 //! - [`reserve`](ShardedMap::reserve) spreads the room over the shards: with evenly spread keys,
 //!   that many inserts grow no shard.
+//! - Removing entries gives memory back: a [`ShardedMap`] shard that falls below an eighth full
+//!   on a removal shrinks to twice its entries (std's tables never shrink by themselves), and
+//!   [`HashMap`] tables shrink as they empty. [`clear`](ShardedMap::clear) keeps the room, as in
+//!   std; [`shrink_to_fit`](ShardedMap::shrink_to_fit) gives it back.
 //! - [`HashMap`] only: entries are immutable once published, so methods that hand back an old
 //!   value return a clone (`V: Clone`), [`update`](HashMap::update) and
 //!   [`upsert`](HashMap::upsert) change a copy and publish it, and methods that change the value

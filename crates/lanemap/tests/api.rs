@@ -602,7 +602,13 @@ mod sharded_map {
         for i in 10..20_000 {
             map.remove(&i);
         }
-        // (Removing frees no memory by itself; `capacity` may drop a little for tombstones.)
+        // Removing shrinks each shard once it is less than an eighth full...
+        assert!(
+            map.capacity() < full / 4,
+            "capacity {} of {full} after removing all but 10",
+            map.capacity()
+        );
+        // ...and shrink_to_fit takes it down to the entries' needs.
         map.shrink_to_fit();
         assert!(
             map.capacity() < 1000,
@@ -617,6 +623,43 @@ mod sharded_map {
         map.clear();
         map.shrink_to_fit();
         assert_eq!(map.capacity(), 0);
+    }
+
+    #[test]
+    fn an_emptied_map_gives_its_memory_back() {
+        let map: ShardedMap<u64, u64> = ShardedMap::builder().shards(4).build();
+        for i in 0..50_000 {
+            map.insert(i, i);
+        }
+        let full = map.capacity();
+        for i in 0..49_990 {
+            assert_eq!(map.remove(&i), Some(i));
+        }
+        assert!(
+            map.capacity() <= 4 * 128,
+            "capacity {} of {full}",
+            map.capacity()
+        );
+        // compute(Remove) and retain shrink too.
+        for i in 0..50_000 {
+            map.insert(i, i);
+        }
+        for i in 0..25_000 {
+            assert_eq!(map.compute(i, |_| Op::Remove), Computed::Removed(i));
+        }
+        map.retain(|&k, _| k >= 49_000);
+        assert_eq!(map.len(), 1000);
+        assert!(
+            map.capacity() < full / 8,
+            "capacity {} of {full}",
+            map.capacity()
+        );
+        // A reserved map keeps its room while it only grows.
+        let reserved: ShardedMap<u64, u64> = ShardedMap::builder().shards(4).build();
+        reserved.reserve(10_000);
+        let room = reserved.capacity();
+        reserved.insert(1, 1);
+        assert_eq!(reserved.capacity(), room);
     }
 
     #[test]

@@ -297,9 +297,9 @@ impl<K, V, S> ShardedMap<K, V, S> {
     pub fn retain(&self, mut f: impl FnMut(&K, &mut V) -> bool) {
         let _enter = self.enter("ShardedMap::retain");
         for shard in self.shards.iter() {
-            shard
-                .write()
-                .retain(|entry| f(&entry.key, &mut entry.value));
+            let mut table = shard.write();
+            table.retain(|entry| f(&entry.key, &mut entry.value));
+            table.shrink_if_sparse();
         }
     }
 
@@ -682,6 +682,7 @@ where
             return None;
         }
         let (entry, _) = occupied.remove();
+        table.shrink_if_sparse();
         Some((entry.key, entry.value))
     }
 
@@ -842,6 +843,7 @@ where
                 }
                 Op::Remove => {
                     let (entry, _) = occupied.remove();
+                    table.shrink_if_sparse();
                     drop(entry.key);
                     drop(key);
                     Computed::Removed(entry.value)

@@ -109,6 +109,26 @@ pub(crate) struct ShardWriteGuard<'a, K, V> {
     len: &'a AtomicUsize,
 }
 
+/// A shard smaller than this many entries never shrinks by itself: tiny tables would otherwise
+/// shrink and regrow over and over for little memory.
+const MIN_SHRINK_CAPACITY: usize = 128;
+
+impl<K, V> ShardWriteGuard<'_, K, V> {
+    /// After a removal: once the shard uses less than an eighth of its room, shrinks it to twice
+    /// its entries, so that a map that was emptied gives its memory back.
+    ///
+    /// Amortised O(1): a shrink to `2n` rehashes `n` entries and follows at least `n` removals
+    /// (the table had room for `8n`), and the next growth needs `n` more inserts. Rehashing uses
+    /// the stored hashes, so no user code runs.
+    #[inline]
+    pub(crate) fn shrink_if_sparse(&mut self) {
+        let (len, capacity) = (self.table.len(), self.table.capacity());
+        if capacity >= MIN_SHRINK_CAPACITY && len < capacity / 8 {
+            self.table.shrink_to(len * 2, stored_hash);
+        }
+    }
+}
+
 impl<K, V> Drop for ShardWriteGuard<'_, K, V> {
     #[inline]
     fn drop(&mut self) {

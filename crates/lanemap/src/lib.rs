@@ -226,6 +226,7 @@
 
 mod error;
 mod hash_map;
+mod key_match;
 mod ops;
 mod raw;
 mod reclaim;

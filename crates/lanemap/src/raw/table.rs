@@ -28,6 +28,7 @@
 use super::group::{self, ALL_EMPTY, GROUP_SLOTS};
 use super::node::{Node, is_moved, untagged};
 use crate::error::TryReserveError;
+use crate::key_match;
 use crate::reclaim::Guard;
 use crate::sync::{AtomicPtr, AtomicU64, Ordering};
 use equivalent::Equivalent;
@@ -151,7 +152,7 @@ impl<K, V> Table<K, V> {
                 // is retired only after being unlinked, and `guard` keeps it allocated until the
                 // guard is dropped, which outlives `'g`.
                 let node = unsafe { &*untagged(ptr) };
-                if node.hash == hash && key.equivalent(&node.key) {
+                if key_match::matches(&node.hash, &node.key, hash, key) {
                     return if is_moved(ptr) {
                         Lookup::Moved
                     } else {
@@ -207,7 +208,7 @@ impl<K, V> Table<K, V> {
                 // Safety: the writer holds the shard lock, so this live node cannot be retired
                 // meanwhile.
                 let node = unsafe { &*ptr };
-                if node.hash == hash && key.equivalent(&node.key) {
+                if key_match::matches(&node.hash, &node.key, hash, key) {
                     let index = group_index * GROUP_SLOTS + offset;
                     return Some(Slot::Occupied { index, node: ptr });
                 }

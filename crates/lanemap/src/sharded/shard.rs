@@ -1,5 +1,6 @@
 //! One shard: a SwissTable behind its own reader-writer lock, with a length readers need not lock.
 
+use crate::key_match;
 use crate::sync::{AtomicUsize, Ordering, ReadGuard, RwLock, WriteGuard};
 use equivalent::Equivalent;
 use hashbrown::HashTable;
@@ -24,25 +25,12 @@ pub(crate) struct Entry<K, V> {
 }
 
 impl<K, V> Entry<K, V> {
-    /// Whether lookups compare the stored hash before the key.
+    /// Whether this entry holds `key`, whose hash is `hash` (see [`key_match`]).
     ///
-    /// Yes for keys that own heap data or are large (`String`, `Vec`, `Arc`, big arrays): their
-    /// `Eq` may chase a pointer, which the hash compare saves on hashbrown's 7-bit tag
-    /// collisions. No for small plain keys (integers, `char`, small tuples, `&str`): a hit must
-    /// compare the key anyway, and skipping the hash saves a load, a compare and a branch. Only
-    /// the order of two checks that equal keys both pass depends on this, never the result
-    /// (`Hash` and `Eq` must agree).
-    const HASH_FIRST: bool =
-        std::mem::needs_drop::<K>() || std::mem::size_of::<K>() > 2 * std::mem::size_of::<u64>();
-
-    /// Whether this entry holds `key`, whose hash is `hash`.
+    /// [`key_match`]: crate::key_match
     #[inline]
     pub(crate) fn matches<Q: Equivalent<K> + ?Sized>(&self, hash: u64, key: &Q) -> bool {
-        if Self::HASH_FIRST {
-            self.hash == hash && key.equivalent(&self.key)
-        } else {
-            key.equivalent(&self.key)
-        }
+        key_match::matches(&self.hash, &self.key, hash, key)
     }
 }
 

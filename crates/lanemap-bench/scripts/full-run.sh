@@ -41,5 +41,6 @@ for part in dram dram-zipf cache; do
 done
 # The cross-run summary: every block's best peer and lanemap's ratios to it, per repetition.
 python3 crates/lanemap-bench/scripts/summarize.py docs/bench/dram docs/bench/dram-zipf docs/bench/cache \
-    > docs/bench/summary.md
+    > docs/bench/summary.md.new
+mv docs/bench/summary.md.new docs/bench/summary.md
 echo "Wrote docs/bench/{dram,dram-zipf,cache}/, $body and docs/bench/summary.md"

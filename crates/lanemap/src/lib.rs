@@ -136,7 +136,7 @@
 //! removed, so entries are freed through [seize](https://docs.rs/seize)'s reclamation: once
 //! every guard that was active when the entry was unlinked has ended. Every method without a
 //! guard argument enters and leaves a guard by itself; [`HashMap::pin`] keeps one for as long as
-//! the handle lives, so drop long-lived pins regularly in threads that also do other work.
+//! the handle lives, so [refresh](HashMapRef::refresh) long-lived pins regularly.
 //! Each thread hands its removed entries to reclamation in batches (of 128 or so);
 //! [`HashMap::flush_removed`] hands over the current batch at once, for values whose `Drop`
 //! should not wait (open files, connections).
@@ -184,10 +184,12 @@
 //! - Iteration yields owned clones and is not a snapshot (see [Iteration](#iteration)).
 //! - [`reserve`](ShardedMap::reserve) spreads the room over the shards: with evenly spread keys,
 //!   that many inserts grow no shard.
-//! - Removing entries gives memory back: a [`ShardedMap`] shard that falls below an eighth full
-//!   on a removal shrinks to twice its entries (std's tables never shrink by themselves), and
-//!   [`HashMap`] tables shrink as they empty. [`clear`](ShardedMap::clear) keeps the room, as in
-//!   std; [`shrink_to_fit`](ShardedMap::shrink_to_fit) gives it back.
+//! - Removing entries gives memory back (std's tables never shrink by themselves): a
+//!   [`ShardedMap`] shard that falls below an eighth full on a removal shrinks to twice its
+//!   entries, but never below 128 slots or the room asked for with
+//!   [`with_capacity`](ShardedMap::with_capacity) or [`reserve`](ShardedMap::reserve), or kept
+//!   by [`clear`](ShardedMap::clear) (as in std); [`shrink_to_fit`](ShardedMap::shrink_to_fit)
+//!   gives that room back too. [`HashMap`] tables shrink as they empty.
 //! - [`HashMap`] only: entries are immutable once published, so methods that hand back an old
 //!   value return a clone (`V: Clone`), [`update`](HashMap::update) and
 //!   [`upsert`](HashMap::upsert) change a copy and publish it, and methods that change the value

@@ -61,8 +61,9 @@ mod imp {
     ///
     /// Each batch costs a process-wide barrier (a `membarrier` system call) and a walk of the
     /// collector's threads; seize's default of 32 made that one system call per 32 removes or
-    /// replaces. 128 amortises it four times better and still bounds the garbage a thread
-    /// holds back to 128 entries (the recycle cache keeps a whole batch of freed nodes).
+    /// replaces. 128 amortises it four times better; a thread's batch that is not yet handed
+    /// over then holds up to 128 removed entries (more only while more than 128 threads are
+    /// inside the map), and the recycle cache keeps a whole batch of freed nodes.
     const BATCH_SIZE: usize = 128;
 
     /// A collector with the map's batch size. (On machines with more threads active than that,

@@ -637,29 +637,64 @@ mod sharded_map {
         }
         assert!(
             map.capacity() <= 4 * 128,
-            "capacity {} of {full}",
+            "remove: capacity {} of {full}",
             map.capacity()
         );
         // compute(Remove) and retain shrink too.
         for i in 0..50_000 {
             map.insert(i, i);
         }
-        for i in 0..25_000 {
+        for i in 0..49_000 {
             assert_eq!(map.compute(i, |_| Op::Remove), Computed::Removed(i));
+        }
+        assert!(
+            map.capacity() < full / 8,
+            "compute: capacity {} of {full}",
+            map.capacity()
+        );
+        for i in 0..50_000 {
+            map.insert(i, i);
         }
         map.retain(|&k, _| k >= 49_000);
         assert_eq!(map.len(), 1000);
         assert!(
             map.capacity() < full / 8,
-            "capacity {} of {full}",
+            "retain: capacity {} of {full}",
             map.capacity()
         );
-        // A reserved map keeps its room while it only grows.
+    }
+
+    #[test]
+    fn removals_keep_the_room_that_was_asked_for() {
+        // Reserved room survives inserts and removals...
         let reserved: ShardedMap<u64, u64> = ShardedMap::builder().shards(4).build();
         reserved.reserve(10_000);
         let room = reserved.capacity();
-        reserved.insert(1, 1);
-        assert_eq!(reserved.capacity(), room);
+        for i in 0..100 {
+            reserved.insert(i, i);
+        }
+        for i in 0..100 {
+            reserved.remove(&i);
+        }
+        assert_eq!(reserved.capacity(), room, "reserve");
+        // ...as does the room of `with_capacity` and the room `clear` keeps...
+        let presized: ShardedMap<u64, u64> = ShardedMap::with_capacity(10_000);
+        let room = presized.capacity();
+        presized.insert(1, 1);
+        presized.remove(&1);
+        assert_eq!(presized.capacity(), room, "with_capacity");
+        let cleared: ShardedMap<u64, u64> = ShardedMap::builder().shards(4).build();
+        for i in 0..10_000 {
+            cleared.insert(i, i);
+        }
+        cleared.clear();
+        let room = cleared.capacity();
+        cleared.insert(1, 1);
+        cleared.remove(&1);
+        assert_eq!(cleared.capacity(), room, "clear");
+        // ...until shrink_to_fit gives it back.
+        cleared.shrink_to_fit();
+        assert_eq!(cleared.capacity(), 0);
     }
 
     #[test]

@@ -277,9 +277,14 @@ impl<K, V, S> HashMap<K, V, S> {
 
     /// Starts freeing the entries this thread has removed or replaced now, instead of when its
     /// batch of them fills (every 128 or so): each is dropped as soon as no reader can still see
-    /// it, which is at once if no thread (this one included) holds a guard or pin of the map.
-    /// While other threads are inside the map, a batch with fewer entries than there are such
-    /// threads cannot be handed over yet; it waits for more removals (or for the map to drop).
+    /// it, which is at once if no other thread is inside the map and this one holds no guard or
+    /// pin of it. The call enters the map itself, so a batch needs at least one entry per thread
+    /// inside the map at that moment, this one included; a smaller batch waits for more removals
+    /// (or for the map to drop).
+    ///
+    /// Only this thread's batch is handed over: entries removed through a
+    /// [`pin_owned`](Self::pin_owned) handle are batched with that handle's guard, and freed
+    /// when later owned handles fill that batch, or when the map drops.
     ///
     /// Removed entries are otherwise dropped in batches, some time after their removal; call
     /// this when their `Drop` matters, for example values that hold a file or a connection.

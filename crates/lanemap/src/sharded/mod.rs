@@ -249,6 +249,8 @@ impl<K, V, S> ShardedMap<K, V, S> {
         let _enter = self.enter("ShardedMap::clear");
         for shard in self.shards.iter() {
             let mut table = shard.write();
+            // As std's `clear`, keep the room: later removals do not shrink below it.
+            table.keep_room(table.capacity());
             // `drain` rather than `clear`: if one value's Drop panics, unwinding drops the
             // rest and still leaves an empty table, where `clear` would leak them.
             table.drain().for_each(drop);
@@ -375,7 +377,9 @@ impl<K, V, S> ShardedMap<K, V, S> {
     pub fn shrink_to_fit(&self) {
         let _enter = self.enter("ShardedMap::shrink_to_fit");
         for shard in self.shards.iter() {
-            shard.write().shrink_to_fit(stored_hash);
+            let mut table = shard.write();
+            table.forget_room();
+            table.shrink_to_fit(stored_hash);
         }
     }
 
@@ -424,7 +428,10 @@ impl<K, V, S> ShardedMap<K, V, S> {
         let per_shard = additional.div_ceil(self.shards.len());
         let _enter = self.enter("ShardedMap::try_reserve");
         for shard in self.shards.iter() {
-            shard.write().try_reserve(per_shard, stored_hash)?;
+            let mut table = shard.write();
+            table.try_reserve(per_shard, stored_hash)?;
+            let wanted = table.len() + per_shard;
+            table.keep_room(wanted);
         }
         Ok(())
     }

@@ -48,14 +48,19 @@ pub(crate) struct Shard<K, V> {
     ///
     /// [`ShardedMap::len`]: crate::ShardedMap::len
     len: AtomicUsize,
+    /// The room the user asked for (`with_capacity`, `reserve`, or kept by `clear`), which
+    /// removals never shrink the table below. Only read and written under the write lock.
+    floor: AtomicUsize,
 }
 
 impl<K, V> Shard<K, V> {
     pub(crate) fn new(table: Table<K, V>) -> Self {
         let len = AtomicUsize::new(table.len());
+        let floor = AtomicUsize::new(table.capacity());
         Self {
             table: RwLock::new(table),
             len,
+            floor,
         }
     }
 
@@ -69,6 +74,7 @@ impl<K, V> Shard<K, V> {
         ShardWriteGuard {
             table: self.table.write(),
             len: &self.len,
+            floor: &self.floor,
         }
     }
 
@@ -95,6 +101,7 @@ impl<K, V> Shard<K, V> {
 pub(crate) struct ShardWriteGuard<'a, K, V> {
     table: WriteGuard<'a, Table<K, V>>,
     len: &'a AtomicUsize,
+    floor: &'a AtomicUsize,
 }
 
 /// A shard smaller than this many entries never shrinks by itself: tiny tables would otherwise
@@ -103,17 +110,36 @@ const MIN_SHRINK_CAPACITY: usize = 128;
 
 impl<K, V> ShardWriteGuard<'_, K, V> {
     /// After a removal: once the shard uses less than an eighth of its room, shrinks it to twice
-    /// its entries, so that a map that was emptied gives its memory back.
+    /// its entries (never below [`MIN_SHRINK_CAPACITY`] slots or the room the user asked for),
+    /// so that a map that was emptied gives its memory back.
     ///
-    /// Amortised O(1): a shrink to `2n` rehashes `n` entries and follows at least `n` removals
-    /// (the table had room for `8n`), and the next growth needs `n` more inserts. Rehashing uses
-    /// the stored hashes, so no user code runs.
+    /// Amortised O(1): the room above the user's floor was made by inserts, so a shrink to `2n`
+    /// rehashes `n` entries after at least `n` removals (the table had room for `8n`), and the
+    /// next growth needs `n` more inserts. Rehashing uses the stored hashes: no user code runs.
     #[inline]
     pub(crate) fn shrink_if_sparse(&mut self) {
         let (len, capacity) = (self.table.len(), self.table.capacity());
         if capacity >= MIN_SHRINK_CAPACITY && len < capacity / 8 {
-            self.table.shrink_to(len * 2, stored_hash);
+            // Relaxed: only touched under the write lock, which orders it.
+            let target = (len * 2).max(self.floor.load(Ordering::Relaxed));
+            if target < capacity / 2 {
+                self.table.shrink_to(target, stored_hash);
+            }
         }
+    }
+
+    /// Records that the user asked for room for `entries`: removals keep at least that much.
+    #[inline]
+    pub(crate) fn keep_room(&self, entries: usize) {
+        // Relaxed: as in `shrink_if_sparse`.
+        self.floor.fetch_max(entries, Ordering::Relaxed);
+    }
+
+    /// Forgets the room the user asked for (`shrink_to_fit`).
+    #[inline]
+    pub(crate) fn forget_room(&self) {
+        // Relaxed: as in `shrink_if_sparse`.
+        self.floor.store(0, Ordering::Relaxed);
     }
 }
 

@@ -81,10 +81,9 @@ pub fn plan(args: &AdviseArgs, out_dir: PathBuf, command: String) -> Plan {
     }
 }
 
-/// How to build `row`'s map for `keys` keys.
-fn settings(row: &Row, keys: usize) -> String {
+/// How to build the map named `name` (as the bench names it) for `keys` keys.
+fn settings(name: &str, keys: usize) -> String {
     let hasher = "foldhash::fast::RandomState::default()";
-    let name = row.map.as_str();
     if name.contains("ShardedMap") {
         let shards = name
             .rsplit_once(", ")
@@ -92,6 +91,13 @@ fn settings(row: &Row, keys: usize) -> String {
             .and_then(|s| s.parse().ok())
             .unwrap_or_else(default_shards);
         format!("lanemap::ShardedMap::builder().shards({shards}).capacity({keys}).build()")
+    } else if name.contains("HashMap (pinned per thread)") {
+        format!(
+            "lanemap::HashMap::with_capacity({keys}), with one `map.pin()` per thread, \
+             `refresh()`ed every few hundred operations"
+        )
+    } else if name.starts_with("lanemap HashMap") {
+        format!("lanemap::HashMap::with_capacity({keys}), through its plain methods")
     } else if name.starts_with("dashmap") {
         format!("dashmap::DashMap::with_capacity_and_hasher({keys}, {hasher})")
     } else if name.contains("guard per thread") {
@@ -160,7 +166,7 @@ pub fn recommend(plan: &Plan, results: &Results) -> String {
             );
         }
     }
-    let _ = writeln!(out, "  Settings: {}", settings(best, case.keys));
+    let _ = writeln!(out, "  Settings: {}", settings(&best.map, case.keys));
     if best.family != Family::Lanemap {
         if let Some(ours) = ranked.iter().find(|r| r.family == Family::Lanemap) {
             let _ = writeln!(
@@ -232,5 +238,29 @@ mod tests {
             .collect();
         assert!(variants.len() >= 2, "{variants:?}");
         assert!(variants.iter().flatten().all(|n| n.is_power_of_two()));
+    }
+
+    #[test]
+    fn settings_name_the_type_and_how_to_hold_it() {
+        let pinned = settings("lanemap HashMap (pinned per thread)", 1000);
+        assert!(
+            pinned.starts_with("lanemap::HashMap::with_capacity(1000)"),
+            "{pinned}"
+        );
+        assert!(
+            pinned.contains("map.pin()") && pinned.contains("refresh()"),
+            "{pinned}"
+        );
+        let plain = settings("lanemap HashMap", 1000);
+        assert!(
+            plain.starts_with("lanemap::HashMap::with_capacity(1000)"),
+            "{plain}"
+        );
+        assert!(!plain.contains("pin"), "{plain}");
+        let sharded = settings("lanemap ShardedMap, 16 shards", 1000);
+        assert_eq!(
+            sharded,
+            "lanemap::ShardedMap::builder().shards(16).capacity(1000).build()"
+        );
     }
 }

@@ -60,14 +60,14 @@ mod imp {
     /// Retired objects a thread gathers before handing them to reclamation as one batch.
     ///
     /// Each batch costs a process-wide barrier (a `membarrier` system call) and a walk of the
-    /// collector's threads; seize's default of 32 made that one system call per 32 removes or
-    /// replaces. 128 amortises it four times better; a thread's batch that is not yet handed
-    /// over then holds up to 128 removed entries (more only while more than 128 threads are
-    /// inside the map), and the recycle cache keeps a whole batch of freed nodes.
-    const BATCH_SIZE: usize = 128;
+    /// collector's threads. The map retires removed nodes a shard-batch at a time (up to 32 of
+    /// them in one object; see `raw::RETIRE_BATCH`), and outgrown tables one by one, so 8
+    /// objects make one barrier per 256 or so removes, while a thread's batch not yet handed
+    /// over holds a bounded number of removed entries (more only while more than 8 threads are
+    /// inside the map: seize lets a batch grow to one entry per active thread).
+    const BATCH_SIZE: usize = 4;
 
-    /// A collector with the map's batch size. (On machines with more threads active than that,
-    /// seize lets a batch grow until it has one entry per active thread.)
+    /// A collector with the map's batch size.
     pub(crate) fn collector() -> Collector {
         Collector::new().batch_size(BATCH_SIZE)
     }

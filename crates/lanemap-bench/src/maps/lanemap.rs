@@ -79,13 +79,12 @@ impl<V: Value, S: Hasher> MapHandle<V> for LockFreeHandle<'_, V, S> {
     }
 }
 
-/// [`HashMap`](lanemap::HashMap) pinned once per thread and re-pinned every few hundred
+/// [`HashMap`](lanemap::HashMap) pinned once per thread and refreshed every few hundred
 /// operations (the runner's `tick`), the way papaya's fast path is measured.
 pub struct LockFreePinned<V, S>(lanemap::HashMap<u64, V, S>);
 
-/// A thread's view of a [`LockFreePinned`] map: the map and the thread's current pin.
+/// A thread's view of a [`LockFreePinned`] map: its pin.
 pub struct PinnedHandle<'a, V, S> {
-    map: &'a lanemap::HashMap<u64, V, S>,
     pinned: lanemap::HashMapRef<'a, u64, V, S, lanemap::LocalGuard<'a>>,
 }
 
@@ -101,7 +100,6 @@ impl<V: Value, S: Hasher> BenchMap<V> for LockFreePinned<V, S> {
 
     fn handle(&self) -> Self::Handle<'_> {
         PinnedHandle {
-            map: &self.0,
             pinned: self.0.pin(),
         }
     }
@@ -118,8 +116,7 @@ impl<V: Value, S: Hasher> MapHandle<V> for PinnedHandle<'_, V, S> {
         self.pinned.remove(&key).is_some()
     }
     fn update(&mut self, key: u64) -> bool {
-        // The pinned view has no in-place update; the map's own method pins for the call.
-        self.map.update(&key, Value::bump).is_some()
+        self.pinned.update(&key, Value::bump).is_some()
     }
     fn tick(&mut self) {
         // Lets the map reclaim what the pin kept alive. (Assigning a new pin would not: it is

@@ -306,6 +306,7 @@ impl<K, V, S> HashMap<K, V, S> {
         // The batch is handed to every active guard's list, this one's included; ending it
         // frees whatever no other guard holds back.
         let guard = self.guard();
+        self.raw.hand_over_removed(&guard);
         guard.flush();
         drop(guard);
     }
@@ -612,15 +613,7 @@ where
         K: Clone,
         V: Clone,
     {
-        let hash = self.raw.hash(key);
-        let _enter = self.enter("HashMap::update");
-        let guard = self.guard();
-        let mut locked = self.raw.lock(hash, key, &guard);
-        let node = locked.node()?;
-        let mut value = node.value.clone();
-        let result = f(&mut value);
-        locked.replace(node.key.clone(), value);
-        Some(result)
+        self.pin().update(key, f)
     }
 
     /// Changes the value for `key` with `update` (on a copy, then published) if present, or

@@ -279,6 +279,36 @@ where
         }
         &locked.insert(key, make()).value
     }
+
+    /// Runs `f` on a copy of the value for `key`, then publishes the changed copy, as one atomic
+    /// step (see [`HashMap::update`]); returns what `f` returns, or `None` if the key is absent.
+    ///
+    /// # Examples
+    /// ```
+    /// use lanemap::HashMap;
+    ///
+    /// let map = HashMap::new();
+    /// let pinned = map.pin();
+    /// pinned.insert("hits", 1);
+    /// let before = pinned.get("hits").unwrap();
+    /// assert_eq!(pinned.update("hits", |n| { *n += 1; *n }), Some(2));
+    /// assert_eq!((before, pinned.get("hits")), (&1, Some(&2)));
+    /// ```
+    pub fn update<Q, R>(&self, key: &Q, f: impl FnOnce(&mut V) -> R) -> Option<R>
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+        K: Clone,
+        V: Clone,
+    {
+        let hash = self.map.raw.hash(key);
+        let _enter = self.map.enter("HashMap::update");
+        let mut locked = self.map.raw.lock(hash, key, &self.guard);
+        let node = locked.node()?;
+        let mut value = node.value.clone();
+        let result = f(&mut value);
+        locked.replace(node.key.clone(), value);
+        Some(result)
+    }
 }
 
 impl<K, V, S, G> fmt::Debug for HashMapRef<'_, K, V, S, G>

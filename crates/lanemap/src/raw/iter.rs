@@ -71,13 +71,17 @@ impl<K, V> Cursor<K, V> {
             // (the caller passes the same guard every time); tables are retired only once
             // unlinked, so it is still allocated.
             let table = unsafe { &*self.table };
-            if self.index == table.capacity() {
+            if self.index == table.end() {
                 // Acquire: pairs with the Release store that linked the next table.
                 self.table = guard.protect(&table.next, Ordering::Acquire);
                 self.index = 0;
                 continue;
             }
             // Acquire: pairs with the Release store that published the node or its MOVED mark.
+            if !Table::<K, V>::is_slot(self.index) {
+                self.index += 1;
+                continue;
+            }
             let ptr = guard.protect(table.slot_for_reader(self.index), Ordering::Acquire);
             self.index += 1;
             if ptr.is_null() {

@@ -44,15 +44,30 @@ use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use table::{Lookup, MIN_CAPACITY, Slot, Table};
 
-/// Old-table slots a write moves to the new table while a migration runs.
+/// Old-table slot positions (see `table.rs`; 7 slots per 8) a write moves to the new table
+/// while a migration runs.
 ///
-/// A migration of a table of `C` slots therefore ends after at most `C / MIGRATE_CHUNK` writes,
-/// which bounds how many entries the new table must hold beyond those it inherits.
+/// A migration of a table of `P` positions therefore ends after at most `P / MIGRATE_CHUNK`
+/// writes (rounded up), which bounds how many entries the new table must hold beyond those it
+/// inherits.
 #[cfg(not(loom))]
 pub(crate) const MIGRATE_CHUNK: usize = 128;
 /// Small under loom, so that a migration of a tiny model table spans several writes.
 #[cfg(loom)]
 pub(crate) const MIGRATE_CHUNK: usize = 2;
+
+/// Nodes a shard's writer unlinks before it hands them to reclamation, as one object.
+///
+/// Retiring each node with seize cost about 90 instructions per remove or replace (a
+/// thread-local lookup, a batch push, and a share of a process-wide barrier per batch); a
+/// batch of nodes queued under the shard lock costs a few. A removed node thus waits for at
+/// most `RETIRE_BATCH - 1` later removals in its shard (or for `flush_removed`, `clear`, the
+/// shard emptying, or the map dropping) before its grace period starts.
+#[cfg(not(loom))]
+const RETIRE_BATCH: usize = 32;
+/// Small under loom, so that the models cover both a queued and a handed-over node.
+#[cfg(loom)]
+const RETIRE_BATCH: usize = 2;
 
 pub(crate) struct RawMap<K, V, S> {
     /// Invariant: a power of two long, `1 << (63 - shift)`.
@@ -94,6 +109,50 @@ struct Writer<K, V> {
     used: usize,
     /// During a migration: the next slot of `current` to move.
     cursor: usize,
+    /// Nodes unlinked from every table, not yet handed to reclamation (see [`RETIRE_BATCH`]).
+    /// Invariant: each came from `Node::allocate`, is reachable only by guards that were active
+    /// when it was unlinked, and appears here once.
+    retired: Vec<*mut Node<K, V>>,
+}
+
+impl<K, V> Writer<K, V> {
+    fn new(table: *mut Table<K, V>) -> Self {
+        Self {
+            newest: table,
+            live: 0,
+            used: 0,
+            cursor: 0,
+            retired: Vec::new(),
+        }
+    }
+
+    /// Queues `node`, just unlinked from the shard's last table that held it, for reclamation.
+    ///
+    /// # Safety
+    /// `node` came from `Node::allocate`, no table links it any more, and it is not queued yet.
+    #[inline]
+    unsafe fn retire(&mut self, node: *mut Node<K, V>, guard: &impl Guard) {
+        if self.retired.capacity() == 0 {
+            self.retired.reserve_exact(RETIRE_BATCH);
+        }
+        self.retired.push(node);
+        if self.retired.len() >= RETIRE_BATCH {
+            self.hand_over(guard);
+        }
+    }
+
+    /// Hands the queued nodes to reclamation as one batch: freed once every guard active now
+    /// has ended (every guard that could have loaded one of them was active when it was
+    /// unlinked, which was no later than now).
+    fn hand_over(&mut self, guard: &impl Guard) {
+        if self.retired.is_empty() {
+            return;
+        }
+        let batch = Box::into_raw(Box::new(std::mem::take(&mut self.retired)));
+        // Safety: the batch is ours alone; its nodes satisfy `reclaim_batch`'s contract by the
+        // invariant on `retired`, and guards created from now on cannot reach them.
+        unsafe { guard.defer_retire(batch, reclaim_batch::<K, V>) };
+    }
 }
 
 // Safety: `newest` is a pointer into tables the shard owns; it is only dereferenced by the
@@ -114,12 +173,7 @@ impl<K, V, S> RawMap<K, V, S> {
                 CachePadded::new(Shard {
                     current: AtomicPtr::new(table),
                     len: AtomicUsize::new(0),
-                    writer: Mutex::new(Writer {
-                        newest: table,
-                        live: 0,
-                        used: 0,
-                        cursor: 0,
-                    }),
+                    writer: Mutex::new(Writer::new(table)),
                 })
             })
             .collect();
@@ -313,15 +367,14 @@ impl<K, V, S> RawMap<K, V, S> {
         let old_table = unsafe { &*old };
         // Safety: as above.
         let new_table = unsafe { &*writer.newest };
-        let end = writer
-            .cursor
-            .saturating_add(count)
-            .min(old_table.capacity());
-        for index in writer.cursor..end {
-            Self::move_slot(old_table, index, new_table, writer);
+        let end = writer.cursor.saturating_add(count).min(old_table.end());
+        for position in writer.cursor..end {
+            if Table::<K, V>::is_slot(position) {
+                Self::move_slot(old_table, position, new_table, writer);
+            }
         }
         writer.cursor = end;
-        if end == old_table.capacity() {
+        if end == old_table.end() {
             // Release: readers that start from the new table (Acquire) see every node moved
             // into it.
             shard.current.store(writer.newest, Ordering::Release);
@@ -376,13 +429,21 @@ impl<K, V, S> RawMap<K, V, S> {
     }
 
     /// The capacity a migration target needs: the live entries, plus the inserts that may
-    /// arrive before the migration ends, at the load limit.
+    /// arrive before the migration ends (one per chunk of the old table's `old_end`
+    /// positions), at the load limit.
     fn migration_capacity(
         writer: &Writer<K, V>,
-        old_capacity: usize,
+        old_end: usize,
     ) -> Result<usize, TryReserveError> {
-        let entries = writer.live + old_capacity / MIGRATE_CHUNK + 1;
+        let entries = writer.live + old_end.div_ceil(MIGRATE_CHUNK) + 1;
         Table::<K, V>::capacity_for(entries)
+    }
+
+    /// Hands every shard's queued removed nodes to reclamation now (see [`RETIRE_BATCH`]).
+    pub(crate) fn hand_over_removed(&self, guard: &impl Guard) {
+        for shard in self.shards.iter() {
+            shard.writer.lock().hand_over(guard);
+        }
     }
 
     /// Removes every entry, one shard at a time.
@@ -407,12 +468,12 @@ impl<K, V, S> RawMap<K, V, S> {
         let old = writer.newest;
         // Release: readers that load the fresh table (Acquire) see it initialised.
         shard.current.store(fresh, Ordering::Release);
-        *writer = Writer {
-            newest: fresh,
-            live: 0,
-            used: 0,
-            cursor: 0,
-        };
+        writer.newest = fresh;
+        writer.live = 0;
+        writer.used = 0;
+        writer.cursor = 0;
+        // The shard holds nothing now: let what it removed go too.
+        writer.hand_over(guard);
         // Safety: `old` is no longer reachable from `current`, it has no `next` (no migration
         // runs), and its nodes are reachable only through it; `reclaim_table_and_nodes` frees
         // exactly those.
@@ -433,7 +494,7 @@ impl<K, V, S> RawMap<K, V, S> {
             }
             // Safety: `newest` is owned by the shard and we hold its lock.
             let table = unsafe { &*writer.writer.newest };
-            for index in 0..table.capacity() {
+            for index in table.positions() {
                 let ptr = table.slot(index);
                 if ptr.is_null() {
                     continue;
@@ -466,8 +527,9 @@ impl<K, V, S> RawMap<K, V, S> {
         table.set_slot(index, std::ptr::null_mut());
         writer.live -= 1;
         // Safety: the node is unlinked from the only table that held it (the newest; it was
-        // never MOVED from there), so new guards cannot reach it; it came from `Node::allocate`.
-        unsafe { guard.defer_retire(ptr, reclaim_node::<K, V>) };
+        // never MOVED from there), so new guards cannot reach it; it came from `Node::allocate`
+        // and, being linked until now, was not queued.
+        unsafe { writer.retire(ptr, guard) };
     }
 
     /// Makes room for `additional` more entries in every shard, spread evenly.
@@ -594,9 +656,12 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
         K: Eq,
     {
         let shard = self.shard;
-        // Safety: `newest` is owned by the shard and we hold its lock.
-        let old_capacity = unsafe { &*self.writer.newest }.capacity();
-        let capacity = RawMap::<K, V, ()>::migration_capacity(&self.writer, old_capacity).and_then(
+        let (old_capacity, old_end) = {
+            // Safety: `newest` is owned by the shard and we hold its lock.
+            let old = unsafe { &*self.writer.newest };
+            (old.capacity(), old.end())
+        };
+        let capacity = RawMap::<K, V, ()>::migration_capacity(&self.writer, old_end).and_then(
             |capacity| {
                 RawMap::<K, V, ()>::start_migration(shard, &mut self.writer, capacity, self.guard)
             },
@@ -624,9 +689,11 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
         self.table().set_slot(index, ptr);
         self.slot = Some(Slot::Occupied { index, node: ptr });
         // Safety: `old` is unlinked (its slot now holds `ptr`, and it is in no other table: it
-        // was moved out of any older one), so new guards cannot reach it; from `Node::allocate`.
-        unsafe { self.guard.defer_retire(old, reclaim_node::<K, V>) };
-        // Safety: retired just now through `guard`, which keeps it allocated for 'g.
+        // was moved out of any older one), so new guards cannot reach it; from `Node::allocate`,
+        // and not queued before (it was linked).
+        unsafe { self.writer.retire(old, self.guard) };
+        // Safety: `guard` was active when `old` was unlinked, so whichever guard hands `old`'s
+        // batch over, reclamation waits for `guard`, which lives for 'g.
         unsafe { &*old }
     }
 
@@ -649,7 +716,7 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
         {
             // Mostly empty: migrate into a smaller table, chunk by chunk like growth.
             if let Ok(capacity) =
-                RawMap::<K, V, ()>::migration_capacity(&self.writer, table.capacity())
+                RawMap::<K, V, ()>::migration_capacity(&self.writer, table.end())
                 && capacity < table.capacity()
             {
                 // Failing to allocate a smaller table just means not shrinking now.
@@ -662,7 +729,8 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
                 self.slot = None;
             }
         }
-        // Safety: retired through `guard` in `erase`, which keeps it allocated for 'g.
+        // Safety: queued in `erase` while `guard` was active, so it stays allocated for 'g (see
+        // `replace`).
         unsafe { &*node }
     }
 }
@@ -700,6 +768,11 @@ impl<K, V, S> Drop for RawMap<K, V, S> {
             }
             // Safety: as above; the newest table holds no MOVED marks.
             unsafe { free_table(newest, |_| true) };
+            for node in std::mem::take(&mut shard.writer.get_mut().retired) {
+                // Safety: queued nodes are unlinked, from `Node::allocate`, queued once, and
+                // no guard is left to reach them.
+                unsafe { drop_node(node) };
+            }
         }
         // What was retired is freed when `collector` drops, after this.
     }
@@ -713,7 +786,7 @@ impl<K, V, S> Drop for RawMap<K, V, S> {
 unsafe fn free_table<K, V>(table: *mut Table<K, V>, owns: impl Fn(*mut Node<K, V>) -> bool) {
     // Safety: the caller guarantees exclusive ownership of a Box-allocated table.
     let table = unsafe { Box::from_raw(table) };
-    for index in 0..table.capacity() {
+    for index in table.positions() {
         let ptr = table.slot(index);
         if !ptr.is_null() && owns(ptr) {
             // Safety: the caller guarantees the accepted nodes are ours alone.
@@ -736,14 +809,18 @@ unsafe fn drop_node<K, V>(ptr: *mut Node<K, V>) {
     unsafe { Node::release(ptr) };
 }
 
-/// Reclaimer for a retired node.
+/// Reclaimer for a batch of removed or replaced nodes (see [`Writer::hand_over`]).
 ///
 /// # Safety
-/// As [`drop_node`].
-unsafe fn reclaim_node<K, V>(ptr: *mut Node<K, V>, _: &Collector) {
-    // Safety: the collector calls this once no guard can reach `ptr`; retirers pass nodes from
-    // `Node::allocate`.
-    unsafe { drop_node(ptr) }
+/// `ptr` came from `Box::into_raw`; each node in it is as [`drop_node`] requires, and listed
+/// once.
+unsafe fn reclaim_batch<K, V>(ptr: *mut Vec<*mut Node<K, V>>, _: &Collector) {
+    // Safety: the caller's contract; the collector calls this once no guard can reach them.
+    let batch = unsafe { Box::from_raw(ptr) };
+    for &node in batch.iter() {
+        // Safety: as above.
+        unsafe { drop_node(node) };
+    }
 }
 
 /// Reclaimer for an outgrown table whose nodes live on in the next table.

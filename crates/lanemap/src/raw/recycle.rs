@@ -1,19 +1,27 @@
-//! A small per-thread cache of freed node allocations.
+//! A per-thread cache of freed node allocations.
 //!
-//! Memory reclamation frees nodes in bursts (a batch of retired nodes at a time), which
-//! overflows the system allocator's own per-thread cache and sends the next allocations down its
-//! slow path. Keeping up to [`CAPACITY`] freed blocks per layout on each thread absorbs a burst;
-//! beyond that, blocks go back to the global allocator. Blocks are plain memory of the node's
-//! layout from the global allocator, so any thread may free what another cached.
+//! Memory reclamation frees nodes in bursts (every batch whose grace period ended, at once),
+//! which overflows the system allocator's own per-thread cache and sends the next allocations
+//! down its slow path: with glibc, a quarter of an insert/remove mix's instructions went to
+//! `malloc` and `free`. Keeping freed blocks per layout on each thread, up to [`BIN_BYTES`] of
+//! them, absorbs a burst; beyond that, blocks go back to the global allocator. Blocks are plain
+//! memory of the node's layout from the global allocator, so any thread may free what another
+//! cached.
 //!
 //! Under loom the cache is compiled out (each model thread would need its own).
 
 use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
 use std::ptr::NonNull;
 
-/// Freed blocks kept per layout per thread.
+/// Bytes of freed blocks kept per layout per thread (but at least [`MIN_BLOCKS`] blocks):
+/// enough for the nodes a thread frees between two refreshes of a pinned handle in a
+/// write-heavy loop (512 operations), at a cost of 64 KiB per thread and node type at most.
 #[cfg(not(loom))]
-const CAPACITY: usize = 128;
+const BIN_BYTES: usize = 64 * 1024;
+
+/// The fewest blocks a bin keeps, for large nodes.
+#[cfg(not(loom))]
+const MIN_BLOCKS: usize = 64;
 
 /// Allocates a block of `layout` (non-zero size).
 #[inline]
@@ -44,7 +52,7 @@ pub(crate) unsafe fn release(block: NonNull<u8>, layout: Layout) {
 
 #[cfg(not(loom))]
 mod cache {
-    use super::CAPACITY;
+    use super::{BIN_BYTES, MIN_BLOCKS};
     use std::alloc::{Layout, dealloc};
     use std::cell::Cell;
     use std::ptr::{self, NonNull};
@@ -53,15 +61,18 @@ mod cache {
     /// straight to the global allocator.
     const BINS: usize = 4;
 
-    /// The blocks of one layout: a fixed stack, so taking and keeping one is a few loads and
-    /// stores (no borrow flag, no growth check, no search beyond the first bin most of the time).
+    /// The free blocks of one layout, as a stack linked through the blocks themselves (each
+    /// free block's first word points to the next), so that a bin costs no memory of its own
+    /// and taking or keeping a block is a few loads and stores.
     struct Bin {
         /// The layout's size, or 0 while the bin is unclaimed (node layouts are never empty).
         size: Cell<usize>,
         align: Cell<usize>,
-        /// `blocks[..len]` are cached blocks of the bin's layout.
+        /// The top block, or null.
+        head: Cell<*mut u8>,
+        /// Blocks on the stack, and how many it may hold.
         len: Cell<usize>,
-        blocks: [Cell<*mut u8>; CAPACITY],
+        limit: Cell<usize>,
     }
 
     /// One thread's bins.
@@ -79,6 +90,33 @@ mod cache {
         }
     }
 
+    impl Bin {
+        /// Pops a block.
+        #[inline]
+        fn pop(&self) -> Option<NonNull<u8>> {
+            let block = NonNull::new(self.head.get())?;
+            // Safety: a free block of this bin, at least a pointer large and aligned (checked
+            // when the bin was claimed), whose first word `push` wrote.
+            self.head.set(unsafe { block.cast::<*mut u8>().read() });
+            self.len.set(self.len.get() - 1);
+            Some(block)
+        }
+
+        /// Pushes `block`, or hands it back if the bin is full.
+        #[inline]
+        fn push(&self, block: NonNull<u8>) -> Option<NonNull<u8>> {
+            if self.len.get() == self.limit.get() {
+                return Some(block);
+            }
+            // Safety: an unused block of this bin's layout (the caller's contract), at least a
+            // pointer large and aligned.
+            unsafe { block.cast::<*mut u8>().write(self.head.get()) };
+            self.head.set(block.as_ptr());
+            self.len.set(self.len.get() + 1);
+            None
+        }
+    }
+
     impl Drop for Cache {
         fn drop(&mut self) {
             for bin in &self.bins {
@@ -89,12 +127,11 @@ mod cache {
                 let Ok(layout) = Layout::from_size_align(size, bin.align.get()) else {
                     continue;
                 };
-                for block in &bin.blocks[..bin.len.get()] {
+                while let Some(block) = bin.pop() {
                     // Safety: cached blocks are unused global-allocator blocks of the bin's
                     // layout, rebuilt from the size and alignment it was claimed with.
-                    unsafe { dealloc(block.get(), layout) };
+                    unsafe { dealloc(block.as_ptr(), layout) };
                 }
-                bin.len.set(0);
             }
         }
     }
@@ -110,8 +147,9 @@ mod cache {
                     Bin {
                         size: Cell::new(0),
                         align: Cell::new(0),
+                        head: Cell::new(ptr::null_mut()),
                         len: Cell::new(0),
-                        blocks: [const { Cell::new(ptr::null_mut()) }; CAPACITY],
+                        limit: Cell::new(0),
                     }
                 }; BINS],
             }
@@ -121,12 +159,7 @@ mod cache {
     #[inline]
     pub(super) fn take(layout: Layout) -> Option<NonNull<u8>> {
         CACHE
-            .try_with(|cache| {
-                let bin = cache.bin(layout)?;
-                let len = bin.len.get().checked_sub(1)?;
-                bin.len.set(len);
-                NonNull::new(bin.blocks[len].get())
-            })
+            .try_with(|cache| cache.bin(layout)?.pop())
             .ok()
             .flatten()
     }
@@ -135,30 +168,26 @@ mod cache {
     #[inline]
     pub(super) fn keep(block: NonNull<u8>, layout: Layout) -> Option<NonNull<u8>> {
         CACHE
-            .try_with(|cache| {
-                let bin = match cache.bin(layout) {
-                    Some(bin) => bin,
-                    None => claim(cache, layout)?,
-                };
-                let len = bin.len.get();
-                if len == CAPACITY {
-                    return None;
-                }
-                bin.blocks[len].set(block.as_ptr());
-                bin.len.set(len + 1);
-                Some(())
+            .try_with(|cache| match cache.bin(layout) {
+                Some(bin) => bin.push(block),
+                None => match claim(cache, layout) {
+                    Some(bin) => bin.push(block),
+                    None => Some(block),
+                },
             })
-            .ok()
-            .flatten()
-            .map_or(Some(block), |()| None)
+            .unwrap_or(Some(block))
     }
 
-    /// Claims an unused bin for `layout`, if one is left.
+    /// Claims an unused bin for `layout`, if one is left and its blocks can hold the link.
     #[cold]
     fn claim(cache: &Cache, layout: Layout) -> Option<&Bin> {
+        if layout.size() < size_of::<*mut u8>() || layout.align() < align_of::<*mut u8>() {
+            return None;
+        }
         let bin = cache.bins.iter().find(|bin| bin.size.get() == 0)?;
         bin.size.set(layout.size());
         bin.align.set(layout.align());
+        bin.limit.set((BIN_BYTES / layout.size()).max(MIN_BLOCKS));
         Some(bin)
     }
 }

@@ -9,7 +9,10 @@
 //! ```
 //!
 //! A lookup thus touches one cache line of the table per probed group, plus the node: control
-//! bytes and pointers share the line. Slot `i` is `groups[i / 7].slots[i % 7]`.
+//! bytes and pointers share the line.
+//!
+//! Slots are named by *position* `8 * group + offset` (`offset < 7`), so that finding a slot's
+//! group is a shift rather than a division by 7; positions `8 * group + 7` name no slot.
 //!
 //! Slot states as a reader sees them (ctrl byte, slot pointer):
 //!
@@ -36,6 +39,9 @@ use std::ptr;
 
 /// The smallest table: one group.
 pub(crate) const MIN_CAPACITY: usize = GROUP_SLOTS;
+
+/// Positions per group (one more than its slots; see the module docs).
+const POSITIONS: usize = 8;
 
 /// A group's control word and slots, on one cache line.
 #[repr(C, align(64))]
@@ -104,10 +110,35 @@ impl<K, V> Table<K, V> {
         self.groups.len() * GROUP_SLOTS
     }
 
+    /// One past the last slot position.
+    #[inline]
+    pub(crate) fn end(&self) -> usize {
+        self.groups.len() * POSITIONS
+    }
+
+    /// Whether `position` names a slot.
+    #[inline]
+    pub(crate) fn is_slot(position: usize) -> bool {
+        position % POSITIONS < GROUP_SLOTS
+    }
+
+    /// Every slot position, in order.
+    pub(crate) fn positions(&self) -> impl Iterator<Item = usize> + use<K, V> {
+        (0..self.end()).filter(|&position| Self::is_slot(position))
+    }
+
+    /// The group of slot `index` and the slot's offset in it.
+    #[inline]
+    fn locate(&self, index: usize) -> (&Group<K, V>, usize) {
+        debug_assert!(Self::is_slot(index));
+        (&self.groups[index / POSITIONS], index % POSITIONS)
+    }
+
     /// The atomic of slot `index`.
     #[inline]
     fn slot_atomic(&self, index: usize) -> &AtomicPtr<Node<K, V>> {
-        &self.groups[index / GROUP_SLOTS].slots[index % GROUP_SLOTS]
+        let (group, offset) = self.locate(index);
+        &group.slots[offset]
     }
 
     /// The most slots (live or tombstone) the table may use: 3/4 of them. (With 7 slots a group,
@@ -209,14 +240,14 @@ impl<K, V> Table<K, V> {
                 // meanwhile.
                 let node = unsafe { &*ptr };
                 if key_match::matches(&node.hash, &node.key, hash, key) {
-                    let index = group_index * GROUP_SLOTS + offset;
+                    let index = group_index * POSITIONS + offset;
                     return Some(Slot::Occupied { index, node: ptr });
                 }
             }
             if free.is_none() {
                 free = group::match_free(group)
                     .next()
-                    .map(|offset| group_index * GROUP_SLOTS + offset);
+                    .map(|offset| group_index * POSITIONS + offset);
             }
             if group::match_empty(group).any() || stride == mask {
                 break;
@@ -233,7 +264,7 @@ impl<K, V> Table<K, V> {
             // Relaxed: the writer holds the lock (see `find_for_write`).
             let group = self.groups[group_index].ctrl.load(Ordering::Relaxed);
             if let Some(offset) = group::match_free(group).next() {
-                return Some(group_index * GROUP_SLOTS + offset);
+                return Some(group_index * POSITIONS + offset);
             }
         }
         None
@@ -243,32 +274,24 @@ impl<K, V> Table<K, V> {
     #[inline]
     pub(crate) fn ctrl_byte(&self, index: usize) -> u8 {
         // Relaxed: the writer holds the lock (see `find_for_write`).
-        group::byte(
-            self.groups[index / GROUP_SLOTS]
-                .ctrl
-                .load(Ordering::Relaxed),
-            index % GROUP_SLOTS,
-        )
+        let (group, offset) = self.locate(index);
+        group::byte(group.ctrl.load(Ordering::Relaxed), offset)
     }
 
     /// Whether the group of slot `index` has an EMPTY slot (writer only).
     #[inline]
     pub(crate) fn group_has_empty(&self, index: usize) -> bool {
         // Relaxed: the writer holds the lock (see `find_for_write`).
-        group::match_empty(
-            self.groups[index / GROUP_SLOTS]
-                .ctrl
-                .load(Ordering::Relaxed),
-        )
-        .any()
+        group::match_empty(self.locate(index).0.ctrl.load(Ordering::Relaxed)).any()
     }
 
     /// Sets the control byte of slot `index` (writer only).
     #[inline]
     pub(crate) fn set_ctrl(&self, index: usize, value: u8) {
-        let word = &self.groups[index / GROUP_SLOTS].ctrl;
+        let (group, offset) = self.locate(index);
+        let word = &group.ctrl;
         // Relaxed load: only the lock holder writes this word.
-        let group = group::with_byte(word.load(Ordering::Relaxed), index % GROUP_SLOTS, value);
+        let group = group::with_byte(word.load(Ordering::Relaxed), offset, value);
         // Release: a reader that sees the new byte (Acquire) also sees the slot pointer stored
         // before it.
         word.store(group, Ordering::Release);

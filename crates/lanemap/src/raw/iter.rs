@@ -63,7 +63,7 @@ impl<K, V> Cursor<K, V> {
                 let shard = map.shards.get(self.next_shard)?;
                 self.next_shard += 1;
                 // Acquire: pairs with the Release store that installed the table.
-                self.first = guard.protect(&shard.current, Ordering::Acquire);
+                self.first = guard.protect(&*shard.current, Ordering::Acquire);
                 self.table = self.first;
                 self.index = 0;
             }

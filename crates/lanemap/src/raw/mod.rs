@@ -92,7 +92,11 @@ unsafe impl<K: Send + Sync, V: Send + Sync, S: Sync> Sync for RawMap<K, V, S> {}
 
 struct Shard<K, V> {
     /// The table readers start from. Invariant: non-null; retired only after being replaced.
-    current: AtomicPtr<Table<K, V>>,
+    ///
+    /// On a cache line of its own: every lookup reads it, while every write changes the lock
+    /// and `len`; sharing their line, it would be evicted from other cores' caches by each
+    /// write to the shard (a miss per lookup after a write, 8 shards on 2 cores).
+    current: CachePadded<AtomicPtr<Table<K, V>>>,
     /// Entry count as of the last write.
     len: AtomicUsize,
     writer: Mutex<Writer<K, V>>,
@@ -171,7 +175,7 @@ impl<K, V, S> RawMap<K, V, S> {
                 });
                 let table = Box::into_raw(table);
                 CachePadded::new(Shard {
-                    current: AtomicPtr::new(table),
+                    current: CachePadded::new(AtomicPtr::new(table)),
                     len: AtomicUsize::new(0),
                     writer: Mutex::new(Writer::new(table)),
                 })
@@ -254,7 +258,7 @@ impl<K, V, S> RawMap<K, V, S> {
         let shard = self.shard(hash);
         // Acquire: pairs with the Release store that installed the table, so its contents are
         // visible.
-        let table = guard.protect(&shard.current, Ordering::Acquire);
+        let table = guard.protect(&*shard.current, Ordering::Acquire);
         Self::get_from(table, hash, key, guard)
     }
 
@@ -290,6 +294,7 @@ impl<K, V, S> RawMap<K, V, S> {
     }
 
     /// Locks the shard of `hash` for a write to `key`, migrating a chunk first if one is due.
+    #[inline]
     pub(crate) fn lock<'m, 'g, G: Guard, Q>(
         &'m self,
         hash: u64,
@@ -414,11 +419,9 @@ impl<K, V, S> RawMap<K, V, S> {
             "lanemap internal error: a migration target ran out of room; \
              it is sized for the old table's entries plus one chunk of writes",
         );
-        if new.ctrl_byte(target) == EMPTY {
+        if new.publish(target, ptr, group::tag(hash)) {
             writer.used += 1;
         }
-        new.set_slot(target, ptr);
-        new.set_ctrl(target, group::tag(hash));
         // After the copy is published: a reader that sees MOVED finds the node in `new`.
         #[cfg(not(lanemap_broken_publish))]
         old.set_slot(index, moved(ptr));
@@ -512,19 +515,12 @@ impl<K, V, S> RawMap<K, V, S> {
     }
 
     /// Removes the node in slot `index` of the writer's newest table and retires it.
+    #[inline]
     fn erase(table: &Table<K, V>, index: usize, writer: &mut Writer<K, V>, guard: &impl Guard) {
         let ptr = table.slot(index);
-        // A probe stops at the first group holding an EMPTY byte, so no key's probe path runs
-        // through such a group to a later one: the slot can become EMPTY again (and not cost a
-        // tombstone) without hiding any key, from writers or from readers, who stop here
-        // whichever of the two words they load.
-        if table.group_has_empty(index) {
-            table.set_ctrl(index, EMPTY);
+        if table.unpublish(index) {
             writer.used -= 1;
-        } else {
-            table.set_ctrl(index, group::DELETED);
         }
-        table.set_slot(index, std::ptr::null_mut());
         writer.live -= 1;
         // Safety: the node is unlinked from the only table that held it (the newest; it was
         // never MOVED from there), so new guards cannot reach it; it came from `Node::allocate`
@@ -620,6 +616,7 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
     ///
     /// # Panics
     /// If the key is present (a bug in the caller), or the table cannot grow.
+    #[inline]
     pub(crate) fn insert(&mut self, key: K, value: V) -> &'g Node<K, V>
     where
         K: Eq,
@@ -637,10 +634,7 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
         let hash = self.hash;
         let ptr = Node::allocate(Node { hash, key, value });
         let table = self.table();
-        let was_empty = table.ctrl_byte(index) == EMPTY;
-        // Slot first, then the tag that makes readers look at it.
-        table.set_slot(index, ptr);
-        table.set_ctrl(index, group::tag(hash));
+        let was_empty = table.publish(index, ptr, group::tag(hash));
         self.writer.used += usize::from(was_empty);
         self.writer.live += 1;
         self.slot = Some(Slot::Occupied { index, node: ptr });
@@ -677,6 +671,7 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
     }
 
     /// Replaces the key's node with `node` (same key), returning the old node.
+    #[inline]
     pub(crate) fn replace(&mut self, key: K, value: V) -> &'g Node<K, V> {
         let Some(Slot::Occupied { index, node: old }) = self.slot else {
             unreachable!("replace of an absent key")
@@ -698,6 +693,7 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
     }
 
     /// Removes the key, returning its node (valid while the guard lives).
+    #[inline]
     pub(crate) fn remove(&mut self) -> &'g Node<K, V> {
         let Some(Slot::Occupied { index, node }) = self.slot else {
             unreachable!("remove of an absent key")

@@ -278,25 +278,6 @@ impl<K, V> Table<K, V> {
         group::byte(group.ctrl.load(Ordering::Relaxed), offset)
     }
 
-    /// Whether the group of slot `index` has an EMPTY slot (writer only).
-    #[inline]
-    pub(crate) fn group_has_empty(&self, index: usize) -> bool {
-        // Relaxed: the writer holds the lock (see `find_for_write`).
-        group::match_empty(self.locate(index).0.ctrl.load(Ordering::Relaxed)).any()
-    }
-
-    /// Sets the control byte of slot `index` (writer only).
-    #[inline]
-    pub(crate) fn set_ctrl(&self, index: usize, value: u8) {
-        let (group, offset) = self.locate(index);
-        let word = &group.ctrl;
-        // Relaxed load: only the lock holder writes this word.
-        let group = group::with_byte(word.load(Ordering::Relaxed), offset, value);
-        // Release: a reader that sees the new byte (Acquire) also sees the slot pointer stored
-        // before it.
-        word.store(group, Ordering::Release);
-    }
-
     /// The slot's current pointer (writer only).
     #[inline]
     pub(crate) fn slot(&self, index: usize) -> *mut Node<K, V> {
@@ -307,14 +288,44 @@ impl<K, V> Table<K, V> {
     /// Publishes `ptr` in slot `index` (writer only).
     #[inline]
     pub(crate) fn set_slot(&self, index: usize, ptr: *mut Node<K, V>) {
-        // Release: a reader that loads `ptr` (Acquire) sees the node's contents, and for a MOVED
-        // mark, the node's copy in `next` written before it.
-        #[cfg(not(lanemap_broken_publish_node))]
-        self.slot_atomic(index).store(ptr, Ordering::Release);
-        // ThreadSanitizer's teeth (`scripts/verify`): a Relaxed publication, so a reader that
-        // loads `ptr` may read the node before its contents are written.
-        #[cfg(lanemap_broken_publish_node)]
-        self.slot_atomic(index).store(ptr, Ordering::Relaxed);
+        store_slot(self.slot_atomic(index), ptr);
+    }
+
+    /// Publishes `ptr` under `tag` in the free slot `index` (writer only): the pointer first,
+    /// then the control byte that makes readers look at it. Returns whether the slot was EMPTY
+    /// (rather than a tombstone).
+    #[inline]
+    pub(crate) fn publish(&self, index: usize, ptr: *mut Node<K, V>, tag: u8) -> bool {
+        let (group, offset) = self.locate(index);
+        // Relaxed: the writer holds the lock (see `find_for_write`).
+        let ctrl = group.ctrl.load(Ordering::Relaxed);
+        store_slot(&group.slots[offset], ptr);
+        // Release: a reader that sees the tag (Acquire) also sees the pointer stored before it.
+        group
+            .ctrl
+            .store(group::with_byte(ctrl, offset, tag), Ordering::Release);
+        group::byte(ctrl, offset) == group::EMPTY
+    }
+
+    /// Empties slot `index` (writer only); returns whether it became EMPTY rather than a
+    /// tombstone.
+    #[inline]
+    pub(crate) fn unpublish(&self, index: usize) -> bool {
+        let (group, offset) = self.locate(index);
+        // Relaxed: the writer holds the lock (see `find_for_write`).
+        let ctrl = group.ctrl.load(Ordering::Relaxed);
+        // A probe stops at the first group holding an EMPTY byte, so no key's probe path runs
+        // through such a group to a later one: the slot can become EMPTY again (and not cost a
+        // tombstone) without hiding any key, from writers or from readers, who stop here
+        // whichever of the two words they load.
+        let empty = group::match_empty(ctrl).any();
+        let byte = if empty { group::EMPTY } else { group::DELETED };
+        // Release: pairs with readers' Acquire loads, like every control word store.
+        group
+            .ctrl
+            .store(group::with_byte(ctrl, offset, byte), Ordering::Release);
+        store_slot(&group.slots[offset], ptr::null_mut());
+        empty
     }
 
     /// `set_slot` with the wrong ordering, for the loom models' broken variant only.
@@ -345,6 +356,19 @@ impl<K, V> Table<K, V> {
     }
 }
 
+/// Stores a slot pointer for readers.
+#[inline]
+fn store_slot<K, V>(slot: &AtomicPtr<Node<K, V>>, ptr: *mut Node<K, V>) {
+    // Release: a reader that loads `ptr` (Acquire) sees the node's contents, and for a MOVED
+    // mark, the node's copy in `next` written before it.
+    #[cfg(not(lanemap_broken_publish_node))]
+    slot.store(ptr, Ordering::Release);
+    // ThreadSanitizer's teeth (`scripts/verify`): a Relaxed publication, so a reader that
+    // loads `ptr` may read the node before its contents are written.
+    #[cfg(lanemap_broken_publish_node)]
+    slot.store(ptr, Ordering::Relaxed);
+}
+
 /// A boxed slice of `len` values, or an error instead of an abort if memory runs out.
 fn try_filled<T>(len: usize, make: impl Fn() -> T) -> Result<Box<[T]>, TryReserveError> {
     let mut items = Vec::new();
@@ -357,3 +381,4 @@ fn try_filled<T>(len: usize, make: impl Fn() -> T) -> Result<Box<[T]>, TryReserv
     items.extend((0..len).map(|_| make()));
     Ok(items.into_boxed_slice())
 }
+

@@ -137,8 +137,9 @@
 //! every guard that was active when the entry was unlinked has ended. Every method without a
 //! guard argument enters and leaves a guard by itself; [`HashMap::pin`] keeps one for as long as
 //! the handle lives, so [refresh](HashMapRef::refresh) long-lived pins regularly.
-//! Each thread hands its removed entries to reclamation in batches (of 128 or so);
-//! [`HashMap::flush_removed`] hands over the current batch at once, for values whose `Drop`
+//! Removed entries wait in their shard until 32 have gathered, and then in the removing
+//! thread's reclamation batch (4 such groups, so about 128 entries);
+//! [`HashMap::flush_removed`] hands both over at once, for values whose `Drop`
 //! should not wait (open files, connections).
 //! Tables shrink as entries are removed (and at once when a shard empties, or on
 //! [`shrink_to_fit`](HashMap::shrink_to_fit)), so an emptied map gives its memory back.

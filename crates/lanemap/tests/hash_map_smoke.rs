@@ -67,3 +67,31 @@ fn readers_see_every_key_present_throughout_while_a_writer_grows_the_table() {
         }
     });
 }
+
+#[test]
+fn removed_values_wait_for_at_most_a_bounded_number_of_later_removals() {
+    use std::sync::Arc;
+    let shards = 8;
+    let map: HashMap<u64, Arc<()>> = HashMap::with_shards(shards, 0, DefaultHashBuilder::default());
+    let value = Arc::new(());
+    let (n, kept) = if cfg!(miri) { (400, 40) } else { (20_000, 2_000) };
+    for i in 0..n {
+        map.insert(i, Arc::clone(&value));
+    }
+    // Each `remove` hands back a clone, dropped at once; the map's own copy waits for
+    // reclamation: queued in its shard (fewer than 32 a shard), then in this thread's batch
+    // (fewer than 4 groups of 32 waiting for the batch to fill).
+    for i in kept..n {
+        assert!(map.remove(&i).is_some());
+    }
+    let waiting = Arc::strong_count(&value) - 1 - kept as usize;
+    assert!(
+        waiting < shards * 32 + 4 * 32,
+        "{waiting} removed values still held"
+    );
+    map.flush_removed();
+    assert_eq!(Arc::strong_count(&value), 1 + kept as usize);
+    map.clear();
+    map.flush_removed();
+    assert_eq!(Arc::strong_count(&value), 1);
+}

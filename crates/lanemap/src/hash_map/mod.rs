@@ -275,16 +275,18 @@ impl<K, V, S> HashMap<K, V, S> {
         HashMapRef::new(self, self.owned_guard())
     }
 
-    /// Starts freeing the entries this thread has removed or replaced now, instead of when its
-    /// batch of them fills (every 128 or so): each is dropped as soon as no reader can still see
-    /// it, which is at once if no other thread is inside the map and this one holds no guard or
-    /// pin of it. The call enters the map itself, so a batch needs at least one entry per thread
-    /// inside the map at that moment, this one included; a smaller batch waits for more removals
-    /// (or for the map to drop).
+    /// Starts freeing removed or replaced entries now, instead of when their batches fill:
+    /// each is dropped as soon as no reader can still see it, which is at once if no other
+    /// thread is inside the map and this one holds no guard or pin of it.
     ///
-    /// Only this thread's batch is handed over: entries removed through a
-    /// [`pin_owned`](Self::pin_owned) handle are batched with that handle's guard, and freed
-    /// when later owned handles fill that batch, or when the map drops.
+    /// Removed entries first gather in their shard, 32 at a time, and each full group joins the
+    /// reclamation batch of the thread that removed the last of them, 4 groups a batch. This
+    /// call hands every shard's partial group to this thread's batch, and hands that batch
+    /// over. The call enters the map itself, so a batch needs at least one entry per thread
+    /// inside the map at that moment, this one included; a smaller batch waits for more
+    /// removals (or for the map to drop). Groups that joined another thread's batch, or a
+    /// [`pin_owned`](Self::pin_owned) handle's (batched with that handle's guard), are freed
+    /// when those batches fill, or when the map drops.
     ///
     /// Removed entries are otherwise dropped in batches, some time after their removal; call
     /// this when their `Drop` matters, for example values that hold a file or a connection.

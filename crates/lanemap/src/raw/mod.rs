@@ -307,12 +307,7 @@ impl<K, V, S> RawMap<K, V, S> {
         let shard = self.shard(hash);
         let mut writer = shard.writer.lock();
         if Self::migrating(shard, &writer) {
-            Self::migrate_chunk(shard, &mut writer, guard);
-            // The chunk may have been the last one. (The loom models' teeth: skipping this lets
-            // the write land beside a stale copy of the key in the old table.)
-            if Self::migrating(shard, &writer) && !cfg!(lanemap_broken_migrate_key) {
-                Self::migrate_key(shard, &mut writer, hash, key);
-            }
+            Self::migrate_for_write(shard, &mut writer, hash, key, guard);
         }
         // Safety: `newest` is owned by the shard and we hold its lock.
         let slot = unsafe { &*writer.newest }.find_for_write(hash, key);
@@ -322,6 +317,26 @@ impl<K, V, S> RawMap<K, V, S> {
             guard,
             hash,
             slot,
+        }
+    }
+
+    /// A write's share of a running migration: a chunk, and the slot of the key it writes.
+    /// (Out of line, so that `lock` stays small enough to inline into every write.)
+    #[inline(never)]
+    fn migrate_for_write<Q>(
+        shard: &Shard<K, V>,
+        writer: &mut Writer<K, V>,
+        hash: u64,
+        key: &Q,
+        guard: &impl Guard,
+    ) where
+        Q: Equivalent<K> + ?Sized,
+    {
+        Self::migrate_chunk(shard, writer, guard);
+        // The chunk may have been the last one. (The loom models' teeth: skipping this lets
+        // the write land beside a stale copy of the key in the old table.)
+        if Self::migrating(shard, writer) && !cfg!(lanemap_broken_migrate_key) {
+            Self::migrate_key(shard, writer, hash, key);
         }
     }
 

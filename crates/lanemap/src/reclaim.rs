@@ -150,14 +150,25 @@ mod imp {
         }
     }
 
-    impl Drop for Collector {
-        fn drop(&mut self) {
-            let retired = std::mem::take(self.retired.get_mut());
+    impl Collector {
+        /// Reclaims everything retired so far, as seize's method of that name.
+        ///
+        /// # Safety
+        /// No guard of this collector is alive, on any thread.
+        pub(crate) unsafe fn reclaim_all(&self) {
+            let retired = std::mem::take(&mut *self.retired.lock());
             for (ptr, reclaim) in retired {
-                // Safety: the map is being dropped, so no guard is left to reach `ptr`, and the
+                // Safety: no guard is left to reach `ptr` (the caller's contract), and the
                 // retiring code vouched that `reclaim` suits it.
                 unsafe { reclaim(ptr, self) };
             }
+        }
+    }
+
+    impl Drop for Collector {
+        fn drop(&mut self) {
+            // Safety: `&mut self`: no guard borrows the collector any more.
+            unsafe { self.reclaim_all() };
         }
     }
 

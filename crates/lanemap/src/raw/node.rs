@@ -1,5 +1,7 @@
-//! Entries of the lock-free-read map: each in its own allocation, so a reader can keep using one
-//! after a writer has replaced or removed it, until the reader's guard goes away.
+//! Entries of the lock-free-read map: each in its own block of its shard's slab, so a reader can
+//! keep using one after a writer has replaced or removed it, until the reader's guard goes away.
+
+use super::slab::Slab;
 
 /// One key-value pair with its full hash (so that moving it to a new table never calls `Hash`).
 ///
@@ -8,8 +10,8 @@
 ///
 /// `repr(C)` with the hash last: a lookup of a small plain key reads only the key and the value
 /// (see [`key_match`](crate::key_match)), which for `u64 -> u64` are the first 16 bytes. The
-/// allocator hands out 24-byte nodes 16-byte aligned, so half of them cross a cache line at byte
-/// 16 of 24: with the hash first, the value of every such node was on a second line.
+/// slab pads 24-byte nodes to 32-byte blocks, so a node's first 16 bytes never cross a cache
+/// line (the allocator's 16-byte-aligned nodes, with the hash first, often did).
 #[repr(C)]
 pub(crate) struct Node<K, V> {
     pub(crate) key: K,
@@ -18,26 +20,14 @@ pub(crate) struct Node<K, V> {
 }
 
 impl<K, V> Node<K, V> {
-    /// Moves `node` to its own allocation (from the per-thread recycling cache when it can).
+    /// Moves `node` into a block of `slab`.
     #[inline]
-    pub(crate) fn allocate(node: Self) -> *mut Self {
-        let ptr = super::recycle::allocate(std::alloc::Layout::new::<Self>()).cast::<Self>();
-        // Safety: a fresh block of `Self`'s layout, valid for a write.
+    pub(crate) fn allocate(node: Self, slab: &mut Slab) -> *mut Self {
+        let ptr = slab.allocate().cast::<Self>();
+        // Safety: an unused block of at least `Self`'s size and alignment (the slab's blocks
+        // are laid out for nodes), valid for a write.
         unsafe { ptr.as_ptr().write(node) };
         ptr.as_ptr()
-    }
-
-    /// Frees the allocation of a node whose contents were already dropped.
-    ///
-    /// # Safety
-    /// `ptr` came from [`Node::allocate`], its contents are dropped, and it is not used again.
-    #[inline]
-    pub(crate) unsafe fn release(ptr: *mut Self) {
-        debug_assert!(!ptr.is_null());
-        // Safety: non-null, from `allocate` (the caller's contract).
-        let block = unsafe { std::ptr::NonNull::new_unchecked(ptr) }.cast::<u8>();
-        // Safety: from `recycle::allocate` with this layout, contents dropped.
-        unsafe { super::recycle::release(block, std::alloc::Layout::new::<Self>()) };
     }
 }
 

@@ -1,23 +1,26 @@
 //! Control bytes, one word per group, matched all at once with plain integer arithmetic.
 //!
 //! A group's control word holds 8 bytes, byte `i` at bits `8 * i .. 8 * i + 8`; bytes `0..7`
-//! describe the group's 7 slots, and byte 7 is permanently [`DELETED`] so that it never matches
-//! a tag, never counts as free and never counts as empty. The word is loaded and stored as a
-//! whole, so readers see each group's bytes atomically.
+//! describe the group's 7 slots, and byte 7 is a pad that every match masks out. The word is
+//! loaded and stored as a whole, so readers see each group's bytes atomically.
 //!
 //! | byte | meaning |
 //! |---|---|
-//! | `0x00..=0x7F` | FULL: the top 7 bits of the entry's hash (its *tag*) |
-//! | `0x80` | DELETED: a tombstone; probing goes on past it |
-//! | `0xFF` | EMPTY: never used; probing stops at a group holding one |
+//! | `0x80..=0xFF` | FULL: the top bit set, then the top 7 bits of the entry's hash (its *tag*) |
+//! | `0x01` | DELETED: a tombstone; probing goes on past it |
+//! | `0x00` | EMPTY: never used; probing stops at a group holding one |
+//!
+//! EMPTY is zero, as is a null slot pointer, so a new table is all zero bytes: it comes from
+//! `alloc_zeroed`, which for a large table maps fresh pages without writing them, instead of
+//! being written out in full by the insert that starts the migration.
 
 /// Slots per group: with the control word, 7 pointers fill one 64-byte cache line.
 pub(crate) const GROUP_SLOTS: usize = 7;
-pub(crate) const EMPTY: u8 = 0xFF;
-pub(crate) const DELETED: u8 = 0x80;
+pub(crate) const EMPTY: u8 = 0x00;
+pub(crate) const DELETED: u8 = 0x01;
 
-/// A group whose 7 slots are EMPTY (byte 7 is the DELETED pad).
-pub(crate) const ALL_EMPTY: u64 = with_byte(repeat(EMPTY), GROUP_SLOTS, DELETED);
+/// A group whose 7 slots are EMPTY (and whose pad is zero too).
+pub(crate) const ALL_EMPTY: u64 = 0;
 
 /// The top bit of each slot's byte (not the pad's).
 const SLOT_HIGH_BITS: u64 = repeat(0x80) >> 8;
@@ -26,10 +29,10 @@ const fn repeat(byte: u8) -> u64 {
     u64::from_ne_bytes([byte; 8])
 }
 
-/// The tag stored for `hash`: its top 7 bits.
+/// The tag stored for `hash`: the FULL bit, then the hash's top 7 bits.
 #[inline]
 pub(crate) fn tag(hash: u64) -> u8 {
-    (hash >> 57) as u8
+    (hash >> 57) as u8 | 0x80
 }
 
 /// The slots of one group that satisfy some test, lowest first.
@@ -65,16 +68,17 @@ pub(crate) fn match_tag(group: u64, tag: u8) -> BitMask {
     BitMask(cmp.wrapping_sub(repeat(0x01)) & !cmp & SLOT_HIGH_BITS)
 }
 
-/// Slots that are EMPTY (the only byte with both top bits set).
+/// Slots that are EMPTY: top bit clear (not FULL) and bottom bit clear (not DELETED). Shifting
+/// by 7 moves each byte's bottom bit to its own top bit.
 #[inline]
 pub(crate) fn match_empty(group: u64) -> BitMask {
-    BitMask(group & (group << 1) & SLOT_HIGH_BITS)
+    BitMask(!group & !(group << 7) & SLOT_HIGH_BITS)
 }
 
-/// Slots that are EMPTY or DELETED (top bit set).
+/// Slots that are EMPTY or DELETED (top bit clear).
 #[inline]
 pub(crate) fn match_free(group: u64) -> BitMask {
-    BitMask(group & SLOT_HIGH_BITS)
+    BitMask(!group & SLOT_HIGH_BITS)
 }
 
 /// The control byte of slot `index` in `group`.
@@ -97,28 +101,34 @@ mod tests {
     #[test]
     fn matches_find_exactly_the_right_slots() {
         let mut group = ALL_EMPTY;
-        group = with_byte(group, 0, 0x12);
+        group = with_byte(group, 0, 0x92);
         group = with_byte(group, 3, DELETED);
-        group = with_byte(group, 5, 0x12);
-        group = with_byte(group, 6, 0x7F);
-        assert!(match_tag(group, 0x12).collect::<Vec<_>>().starts_with(&[0]));
-        assert!(match_tag(group, 0x12).any_contains(5));
+        group = with_byte(group, 5, 0x92);
+        group = with_byte(group, 6, 0xFF);
+        assert!(match_tag(group, 0x92).collect::<Vec<_>>().starts_with(&[0]));
+        assert!(match_tag(group, 0x92).any_contains(5));
         // Byte 7 is the pad: never empty, never free.
         assert_eq!(match_empty(group).collect::<Vec<_>>(), [1, 2, 4]);
         assert_eq!(match_free(group).collect::<Vec<_>>(), [1, 2, 3, 4]);
-        assert_eq!(byte(group, GROUP_SLOTS), DELETED);
-        assert_eq!(byte(group, 6), 0x7F);
+        assert_eq!(byte(group, 6), 0xFF);
         assert_eq!(byte(group, 3), DELETED);
-        assert!(!match_tag(group, 0x13).any_contains(0));
+        assert!(!match_tag(group, 0x93).any_contains(0));
+        // A zeroed group is all EMPTY.
+        assert_eq!(match_empty(0).collect::<Vec<_>>(), [0, 1, 2, 3, 4, 5, 6]);
     }
 
     #[test]
     fn the_pad_never_matches() {
-        for tag in 0..=0x7F {
-            let full = (0..GROUP_SLOTS).fold(ALL_EMPTY, |g, i| with_byte(g, i, tag));
-            assert!(match_tag(full, tag).all(|i| i < GROUP_SLOTS));
-            assert!(!match_empty(full).any());
-            assert!(!match_free(full).any());
+        for tag in 0x80..=0xFF {
+            for pad in [0x00, 0x01, 0x80, tag, 0xFF] {
+                let full = (0..GROUP_SLOTS).fold(with_byte(0, GROUP_SLOTS, pad), |g, i| {
+                    with_byte(g, i, tag)
+                });
+                assert!(match_tag(full, tag).all(|i| i < GROUP_SLOTS));
+                assert_eq!(match_tag(full, tag).count(), GROUP_SLOTS);
+                assert!(!match_empty(full).any());
+                assert!(!match_free(full).any());
+            }
         }
     }
 
@@ -127,6 +137,7 @@ mod tests {
         for hash in [0, u64::MAX, 1 << 63, 0x0123_4567_89AB_CDEF] {
             let group = with_byte(ALL_EMPTY, 2, tag(hash));
             assert!(!match_free(group).any_contains(2));
+            assert!(!match_empty(group).any_contains(2));
             assert!(match_tag(group, tag(hash)).any_contains(2));
         }
     }

@@ -95,10 +95,7 @@ impl<K, V> Table<K, V> {
     pub(crate) fn try_new(capacity: usize) -> Result<Box<Self>, TryReserveError> {
         let groups = capacity / GROUP_SLOTS;
         debug_assert!(groups.is_power_of_two() && groups * GROUP_SLOTS == capacity);
-        let groups = try_filled(groups, || Group {
-            ctrl: AtomicU64::new(ALL_EMPTY),
-            slots: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
-        })?;
+        let groups = empty_groups(groups)?;
         Ok(Box::new(Self {
             groups,
             next: AtomicPtr::new(ptr::null_mut()),
@@ -390,7 +387,36 @@ fn store_slot<K, V>(slot: &AtomicPtr<Node<K, V>>, ptr: *mut Node<K, V>) {
     slot.store(ptr, Ordering::Relaxed);
 }
 
+/// `len` empty groups: zeroed memory, which is what an empty group is (EMPTY control bytes
+/// are zero, and so are null pointers), so a large table is mapped, not written, up front.
+#[cfg(not(loom))]
+fn empty_groups<K, V>(len: usize) -> Result<Box<[Group<K, V>]>, TryReserveError> {
+    const { assert!(ALL_EMPTY == 0) };
+    let layout = std::alloc::Layout::array::<Group<K, V>>(len)
+        .map_err(|_| TryReserveError::CapacityOverflow)?;
+    debug_assert!(layout.size() > 0, "a table has at least one 64-byte group");
+    // Safety: a non-zero size (the caller asks for at least one group).
+    let groups = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<Group<K, V>>();
+    if groups.is_null() {
+        return Err(TryReserveError::AllocError { layout });
+    }
+    // Safety: all-zero bytes are a valid `Group` (a zero `AtomicU64`, null `AtomicPtr`s), the
+    // memory has the layout of `[Group; len]` and comes from the global allocator, as `Box`
+    // requires.
+    Ok(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(groups, len)) })
+}
+
+/// `len` empty groups, built one by one: loom's atomics are not plain memory.
+#[cfg(loom)]
+fn empty_groups<K, V>(len: usize) -> Result<Box<[Group<K, V>]>, TryReserveError> {
+    try_filled(len, || Group {
+        ctrl: AtomicU64::new(ALL_EMPTY),
+        slots: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
+    })
+}
+
 /// A boxed slice of `len` values, or an error instead of an abort if memory runs out.
+#[cfg(loom)]
 fn try_filled<T>(len: usize, make: impl Fn() -> T) -> Result<Box<[T]>, TryReserveError> {
     let mut items = Vec::new();
     items

@@ -142,7 +142,11 @@
 //! [`HashMap::flush_removed`] hands both over at once, for values whose `Drop`
 //! should not wait (open files, connections).
 //! Tables shrink as entries are removed (and at once when a shard empties, or on
-//! [`shrink_to_fit`](HashMap::shrink_to_fit)), so an emptied map gives its memory back.
+//! [`shrink_to_fit`](HashMap::shrink_to_fit)). Entries live in per-shard slabs (chunks of up
+//! to 2 MiB): a removed entry's block is reused by the shard's next inserts, and a shard's
+//! chunks go back to the allocator when the shard empties (once reclamation has run), so an
+//! emptied map gives all its memory back, while a map that shrinks from a peak to a few
+//! entries keeps its entry chunks for the inserts to come.
 //!
 //! # Async
 //!
@@ -215,9 +219,12 @@
 //! line, so a lookup touches one table line per probed group, plus the entry. (Simulated with
 //! cachegrind, 1M u64 keys, 4 MiB last-level cache, random gets: 2.4 last-level misses per get,
 //! against 3.7 for papaya and 1.2 for dashmap, whose entries sit inline behind a lock.) Writes
-//! allocate an entry per insert or change and lock one shard; on write-heavy mixes
-//! [`ShardedMap`] is the better choice. Tables grow and shrink incrementally: a write moves at
-//! most 128 slots of an outgrown table, so no single insert pays for copying a whole table.
+//! lock one shard and take a block for the new entry from the shard's slab (no call to the
+//! allocator, except for a new chunk); removed entries are retired to reclamation in groups
+//! of 32. On write-heavy mixes [`ShardedMap`] is still the better choice. Tables grow and
+//! shrink incrementally: a write moves at most 128 slot positions of an outgrown table, so no
+//! single insert pays for copying a whole table, and a new table is zeroed memory that the
+//! kernel maps as the migration touches it.
 //! `cargo run --release -p lanemap-bench` measures the maps against their peers on your machine.
 //!
 //! # Optional features

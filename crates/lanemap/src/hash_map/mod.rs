@@ -330,7 +330,9 @@ impl<K, V, S> HashMap<K, V, S> {
 
     /// Shrinks every shard's table to fit its entries, giving memory back.
     ///
-    /// Tables also shrink by themselves as entries are removed; this does it at once.
+    /// Tables also shrink by themselves as entries are removed; this does it at once. The
+    /// entries' own memory (the shards' slabs; see the [crate docs](crate#memory-hashmap))
+    /// goes back only for shards left empty.
     ///
     /// # Examples
     /// ```

@@ -74,6 +74,16 @@ impl Pool {
         let shared = unsafe { &*pool };
         // Relaxed: the CAS below decides; the value read is only a guess of the head.
         let mut head = shared.returned.load(Ordering::Relaxed);
+        // The loom model's teeth: a load and a store where a CAS is needed, so that two
+        // reclaimers pushing at once can lose one's blocks.
+        #[cfg(lanemap_broken_give_back)]
+        {
+            // Safety: as below.
+            unsafe { last.cast::<*mut u8>().as_ptr().write(head) };
+            crate::sync::yield_now();
+            shared.returned.store(first.as_ptr(), Ordering::Release);
+        }
+        #[cfg(not(lanemap_broken_give_back))]
         loop {
             // Safety: `last` is an unused block of at least a pointer's size and alignment.
             unsafe { last.cast::<*mut u8>().as_ptr().write(head) };
@@ -259,6 +269,8 @@ impl Drop for Slab {
 /// # Safety
 /// No block of the pool is in use and no thread can reach the pool any more.
 unsafe fn free_pool(pool: *mut Pool) {
+    #[cfg(test)]
+    tests::POOLS_FREED.with(|freed| freed.set(freed.get() + 1));
     // Safety: the caller's contract; the pool came from `Box::leak` in `Slab::new`.
     let pool = unsafe { Box::from_raw(pool) };
     // Relaxed: the caller's synchronisation (the AcqRel on `balance`) ordered the list's writes.
@@ -269,5 +281,141 @@ unsafe fn free_pool(pool: *mut Pool) {
         // Safety: allocated in `add_chunk` with `layout`.
         unsafe { dealloc(chunk.cast(), layout) };
         chunk = previous;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    std::thread_local! {
+        /// Pools freed so far on this thread: a test statistic, not part of any model (loom
+        /// runs a model's threads on the test's own thread), and per thread so that tests
+        /// running at once do not see each other's.
+        pub(super) static POOLS_FREED: crate::sync::Cell<usize> = const { crate::sync::Cell::new(0) };
+    }
+
+    fn freed() -> usize {
+        POOLS_FREED.with(crate::sync::Cell::get)
+    }
+
+    /// Links `blocks` into a chain and gives it back.
+    unsafe fn give_back_all(pool: *const Pool, blocks: &[NonNull<u8>]) {
+        for pair in blocks.windows(2) {
+            // Safety: unused blocks of the pool, at least a pointer large.
+            unsafe { pair[0].cast::<*mut u8>().as_ptr().write(pair[1].as_ptr()) };
+        }
+        let (first, last) = (blocks[0], blocks[blocks.len() - 1]);
+        // Safety: the caller's contract, and linked just above.
+        unsafe { Pool::give_back(pool, first, last, blocks.len()) };
+    }
+
+    #[cfg(not(loom))]
+    #[test]
+    fn blocks_are_distinct_aligned_and_reused_once_given_back() {
+        let mut slab = Slab::new(Layout::new::<[u64; 3]>());
+        assert_eq!(slab.block.size(), 32, "24-byte nodes padded to 32");
+        let n = if cfg!(miri) { 40 } else { 1000 };
+        let blocks: Vec<_> = (0..n).map(|_| slab.allocate()).collect();
+        let distinct: HashSet<_> = blocks.iter().map(|b| b.as_ptr()).collect();
+        assert_eq!(distinct.len(), n);
+        assert!(blocks.iter().all(|b| b.as_ptr().addr() % 32 == 0));
+        // Safety: unused blocks of this slab's pool, each given back once.
+        unsafe { give_back_all(slab.pool(), &blocks[..n / 2]) };
+        unsafe { give_back_all(slab.pool(), &blocks[n / 2..]) };
+        let again: HashSet<_> = (0..n).map(|_| slab.allocate().as_ptr()).collect();
+        assert_eq!(again, distinct, "every block comes back, none twice");
+    }
+
+    #[cfg(not(loom))]
+    #[test]
+    fn an_abandoned_pool_is_freed_by_whoever_brings_its_last_block_home() {
+        let mut slab = Slab::new(Layout::new::<u64>());
+        let before = freed();
+        let out: Vec<_> = (0..20).map(|_| slab.allocate()).collect();
+        let old = slab.pool();
+        slab.abandon();
+        assert_eq!(freed(), before, "blocks are out: the pool must stay");
+        // Safety: the old pool's blocks, each given back once.
+        unsafe { give_back_all(old, &out[..5]) };
+        assert_eq!(freed(), before);
+        unsafe { give_back_all(old, &out[5..]) };
+        assert_eq!(freed(), before + 1, "the last block home frees the pool");
+        // With every block home, abandoning frees at once.
+        let b = slab.allocate();
+        // Safety: as above.
+        unsafe { give_back_all(slab.pool(), &[b]) };
+        slab.abandon();
+        assert_eq!(freed(), before + 2);
+        drop(slab);
+        assert_eq!(freed(), before + 3);
+    }
+
+    /// A `Send` wrapper for a block handed to a model thread.
+    #[cfg(loom)]
+    #[derive(Clone, Copy)]
+    struct Sent(*mut u8);
+    // Safety: the model hands each block to one thread at a time.
+    #[cfg(loom)]
+    unsafe impl Send for Sent {}
+
+    /// Two reclaimers give blocks back while the owner allocates and drains: no block is lost
+    /// or handed out twice. (Fails under `--cfg lanemap_broken_give_back`.)
+    #[cfg(loom)]
+    #[test]
+    fn concurrent_give_backs_lose_no_block() {
+        loom::model(|| {
+            let mut slab = Slab::new(Layout::new::<u64>());
+            let a = slab.allocate();
+            let b = slab.allocate();
+            let pool = Sent(slab.pool().cast_mut().cast());
+            let returns: Vec<_> = [a, b]
+                .into_iter()
+                .map(|block| {
+                    let (block, pool) = (Sent(block.as_ptr()), pool);
+                    loom::thread::spawn(move || {
+                        let block = NonNull::new(block.0).unwrap();
+                        // Safety: each thread gives back its own block, once.
+                        unsafe { give_back_all(pool.0.cast(), &[block]) };
+                    })
+                })
+                .collect();
+            let c = slab.allocate();
+            for thread in returns {
+                thread.join().unwrap();
+            }
+            // Whatever `c` was (a returned block or a fresh one), the next two allocations
+            // must yield a and b, minus `c`, and then fresh blocks: none of a, b twice.
+            let d = slab.allocate();
+            let e = slab.allocate();
+            let got = [c, d, e].map(|x| x.as_ptr());
+            let mut seen = HashSet::new();
+            assert!(got.iter().all(|p| seen.insert(*p)), "a block handed out twice");
+            assert!(
+                got.contains(&a.as_ptr()) && got.contains(&b.as_ptr()),
+                "a returned block was lost"
+            );
+        });
+    }
+
+    /// The owner abandons its slab while a reclaimer returns the last block: exactly one of
+    /// them frees the pool.
+    #[cfg(loom)]
+    #[test]
+    fn abandon_racing_the_last_return_frees_the_pool_once() {
+        loom::model(|| {
+            let mut slab = Slab::new(Layout::new::<u64>());
+            let a = Sent(slab.allocate().as_ptr());
+            let pool = Sent(slab.pool().cast_mut().cast());
+            let before = freed();
+            let reclaimer = loom::thread::spawn(move || {
+                // Safety: the pool's one outstanding block, given back once.
+                unsafe { give_back_all(pool.0.cast(), &[NonNull::new(a.0).unwrap()]) };
+            });
+            slab.abandon();
+            reclaimer.join().unwrap();
+            assert_eq!(freed() - before, 1, "the old pool is freed exactly once");
+        });
     }
 }

@@ -323,6 +323,7 @@ mod tests {
         assert!(blocks.iter().all(|b| b.as_ptr().addr() % 32 == 0));
         // Safety: unused blocks of this slab's pool, each given back once.
         unsafe { give_back_all(slab.pool(), &blocks[..n / 2]) };
+        // Safety: the other half, likewise.
         unsafe { give_back_all(slab.pool(), &blocks[n / 2..]) };
         let again: HashSet<_> = (0..n).map(|_| slab.allocate().as_ptr()).collect();
         assert_eq!(again, distinct, "every block comes back, none twice");
@@ -340,6 +341,7 @@ mod tests {
         // Safety: the old pool's blocks, each given back once.
         unsafe { give_back_all(old, &out[..5]) };
         assert_eq!(freed(), before);
+        // Safety: the rest of them, likewise.
         unsafe { give_back_all(old, &out[5..]) };
         assert_eq!(freed(), before + 1, "the last block home frees the pool");
         // With every block home, abandoning frees at once.

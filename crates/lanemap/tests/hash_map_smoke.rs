@@ -74,7 +74,11 @@ fn removed_values_wait_for_at_most_a_bounded_number_of_later_removals() {
     let shards = 8;
     let map: HashMap<u64, Arc<()>> = HashMap::with_shards(shards, 0, DefaultHashBuilder::default());
     let value = Arc::new(());
-    let (n, kept) = if cfg!(miri) { (400, 40) } else { (20_000, 2_000) };
+    let (n, kept) = if cfg!(miri) {
+        (400, 40)
+    } else {
+        (20_000, 2_000)
+    };
     for i in 0..n {
         map.insert(i, Arc::clone(&value));
     }

@@ -121,9 +121,8 @@ mod tests {
     fn the_pad_never_matches() {
         for tag in 0x80..=0xFF {
             for pad in [0x00, 0x01, 0x80, tag, 0xFF] {
-                let full = (0..GROUP_SLOTS).fold(with_byte(0, GROUP_SLOTS, pad), |g, i| {
-                    with_byte(g, i, tag)
-                });
+                let full = (0..GROUP_SLOTS)
+                    .fold(with_byte(0, GROUP_SLOTS, pad), |g, i| with_byte(g, i, tag));
                 assert!(match_tag(full, tag).all(|i| i < GROUP_SLOTS));
                 assert_eq!(match_tag(full, tag).count(), GROUP_SLOTS);
                 assert!(!match_empty(full).any());

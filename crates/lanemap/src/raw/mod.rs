@@ -43,8 +43,8 @@ use slab::{Pool, Slab};
 use std::alloc::Layout;
 use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
-use std::ptr::NonNull;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::ptr::NonNull;
 use table::{Lookup, MIN_CAPACITY, Slot, Table};
 
 /// Old-table slot positions (see `table.rs`; 7 slots per 8) a write moves to the new table
@@ -489,10 +489,7 @@ impl<K, V, S> RawMap<K, V, S> {
     /// The capacity a migration target needs: the live entries, plus the inserts that may
     /// arrive before the migration ends (one per chunk of the old table's `old_end`
     /// positions), at the load limit.
-    fn migration_capacity(
-        writer: &Writer<K, V>,
-        old_end: usize,
-    ) -> Result<usize, TryReserveError> {
+    fn migration_capacity(writer: &Writer<K, V>, old_end: usize) -> Result<usize, TryReserveError> {
         let entries = writer.live + old_end.div_ceil(MIGRATE_CHUNK) + 1;
         Table::<K, V>::capacity_for(entries)
     }
@@ -717,11 +714,10 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
             let old = unsafe { &*self.writer.newest };
             (old.capacity(), old.end())
         };
-        let capacity = RawMap::<K, V, ()>::migration_capacity(&self.writer, old_end).and_then(
-            |capacity| {
+        let capacity =
+            RawMap::<K, V, ()>::migration_capacity(&self.writer, old_end).and_then(|capacity| {
                 RawMap::<K, V, ()>::start_migration(shard, &mut self.writer, capacity, self.guard)
-            },
-        );
+            });
         if let Err(error) = capacity {
             panic!("lanemap: HashMap could not grow a shard past {old_capacity} slots: {error}");
         }
@@ -776,8 +772,7 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
             && !RawMap::<K, V, ()>::migrating(self.shard, &self.writer)
         {
             // Mostly empty: migrate into a smaller table, chunk by chunk like growth.
-            if let Ok(capacity) =
-                RawMap::<K, V, ()>::migration_capacity(&self.writer, table.end())
+            if let Ok(capacity) = RawMap::<K, V, ()>::migration_capacity(&self.writer, table.end())
                 && capacity < table.capacity()
             {
                 // Failing to allocate a smaller table just means not shrinking now.

@@ -69,7 +69,12 @@ impl Pool {
     /// # Safety
     /// `pool` is live (some of its blocks are out, so it is); the blocks are unused blocks of
     /// this pool, linked from `first` to `last` with `count` blocks in all, each given back once.
-    pub(crate) unsafe fn give_back(pool: *const Pool, first: NonNull<u8>, last: NonNull<u8>, count: usize) {
+    pub(crate) unsafe fn give_back(
+        pool: *const Pool,
+        first: NonNull<u8>,
+        last: NonNull<u8>,
+        count: usize,
+    ) {
         // Safety: the caller's contract: the pool is live while any of its blocks is out.
         let shared = unsafe { &*pool };
         // Relaxed: the CAS below decides; the value read is only a guess of the head.
@@ -141,7 +146,10 @@ impl Slab {
             size
         };
         let align = node.align().max(align_of::<*mut u8>());
-        assert!(align <= CHUNK_ALIGN, "lanemap: node alignment above 64 bytes");
+        assert!(
+            align <= CHUNK_ALIGN,
+            "lanemap: node alignment above 64 bytes"
+        );
         let block = Layout::from_size_align(size, align)
             .expect("lanemap: node layout overflow")
             .pad_to_align();
@@ -183,7 +191,10 @@ impl Slab {
     #[cold]
     fn allocate_slow(&mut self) -> NonNull<u8> {
         // Acquire: pairs with `give_back`'s Release push: the links and the dropped contents.
-        let returned = self.pool_ref().returned.swap(ptr::null_mut(), Ordering::Acquire);
+        let returned = self
+            .pool_ref()
+            .returned
+            .swap(ptr::null_mut(), Ordering::Acquire);
         if let Some(block) = NonNull::new(returned) {
             // Safety: as in `allocate`: the chain reclamation gave back.
             self.free = unsafe { block.cast::<*mut u8>().as_ptr().read() };
@@ -205,7 +216,8 @@ impl Slab {
             .checked_mul(self.block.size())
             .and_then(|b| b.checked_add(HEADER_BYTES))
             .expect("lanemap: node chunk size overflow");
-        let layout = Layout::from_size_align(bytes, CHUNK_ALIGN).expect("lanemap: node chunk layout");
+        let layout =
+            Layout::from_size_align(bytes, CHUNK_ALIGN).expect("lanemap: node chunk layout");
         // Safety: `layout` has a non-zero size (the header).
         let chunk = unsafe { alloc(layout) };
         if chunk.is_null() {
@@ -393,7 +405,10 @@ mod tests {
             let e = slab.allocate();
             let got = [c, d, e].map(|x| x.as_ptr());
             let mut seen = HashSet::new();
-            assert!(got.iter().all(|p| seen.insert(*p)), "a block handed out twice");
+            assert!(
+                got.iter().all(|p| seen.insert(*p)),
+                "a block handed out twice"
+            );
             assert!(
                 got.contains(&a.as_ptr()) && got.contains(&b.as_ptr()),
                 "a returned block was lost"

@@ -35,7 +35,7 @@ use crate::key_match;
 use crate::reclaim::Guard;
 use crate::sync::{AtomicPtr, AtomicU64, Ordering};
 use equivalent::Equivalent;
-use std::ptr;
+use std::ptr::{self, NonNull};
 
 /// The smallest table: one group.
 pub(crate) const MIN_CAPACITY: usize = GROUP_SLOTS;
@@ -55,7 +55,7 @@ const _: () = assert!(size_of::<Group<(), ()>>() == 64);
 
 pub(crate) struct Table<K, V> {
     /// Invariant: a power of two long, at least 1.
-    groups: Box<[Group<K, V>]>,
+    groups: Groups<K, V>,
     /// The table this one migrates into; null until a migration starts, then never changed.
     pub(crate) next: AtomicPtr<Table<K, V>>,
 }
@@ -95,7 +95,7 @@ impl<K, V> Table<K, V> {
     pub(crate) fn try_new(capacity: usize) -> Result<Box<Self>, TryReserveError> {
         let groups = capacity / GROUP_SLOTS;
         debug_assert!(groups.is_power_of_two() && groups * GROUP_SLOTS == capacity);
-        let groups = empty_groups(groups)?;
+        let groups = Groups::new(groups)?;
         Ok(Box::new(Self {
             groups,
             next: AtomicPtr::new(ptr::null_mut()),
@@ -387,13 +387,114 @@ fn store_slot<K, V>(slot: &AtomicPtr<Node<K, V>>, ptr: *mut Node<K, V>) {
     slot.store(ptr, Ordering::Relaxed);
 }
 
-/// `len` empty groups: zeroed memory, which is what an empty group is (EMPTY control bytes
-/// are zero, and so are null pointers), so a large table is mapped, not written, up front.
+/// A table's groups, all empty when made: zeroed memory (EMPTY control bytes are zero, and so
+/// are null pointers). A large table is mapped straight from the kernel, whose fresh pages are
+/// zero and cost nothing until touched; so the migration that fills the table pays for its
+/// pages a few at a time. (From the global allocator, a multi-megabyte `alloc_zeroed` or fill
+/// took one insert 2-3 ms on the development machine: the allocator zeroes reused memory.)
+struct Groups<K, V> {
+    ptr: NonNull<Group<K, V>>,
+    len: usize,
+    /// Whether `ptr` came from `mmap` (else from the global allocator, as a `Box<[Group]>`).
+    mapped: bool,
+}
+
+// Safety: `Groups` owns its groups as a `Box<[Group]>` would; groups are atomics, which are
+// `Send` and `Sync` whatever `K` and `V` are (as for the `Box` this replaces).
+unsafe impl<K, V> Send for Groups<K, V> {}
+// Safety: as above.
+unsafe impl<K, V> Sync for Groups<K, V> {}
+
+/// Tables from this size up are mapped from the kernel (where the platform allows it).
+#[cfg(all(unix, not(miri), not(loom)))]
+const MAP_FROM_BYTES: usize = 1 << 20;
+
+impl<K, V> Groups<K, V> {
+    /// `len` empty groups (`len >= 1`), or an error if memory runs out.
+    fn new(len: usize) -> Result<Self, TryReserveError> {
+        let layout = std::alloc::Layout::array::<Group<K, V>>(len)
+            .map_err(|_| TryReserveError::CapacityOverflow)?;
+        #[cfg(all(unix, not(miri), not(loom)))]
+        if layout.size() >= MAP_FROM_BYTES {
+            return Self::map(len, layout);
+        }
+        let groups = empty_groups::<K, V>(len, layout)?;
+        Ok(Self {
+            // Safety: a `Box`'s pointer is non-null.
+            ptr: unsafe { NonNull::new_unchecked(Box::into_raw(groups).cast::<Group<K, V>>()) },
+            len,
+            mapped: false,
+        })
+    }
+
+    #[cfg(all(unix, not(miri), not(loom)))]
+    fn map(len: usize, layout: std::alloc::Layout) -> Result<Self, TryReserveError> {
+        // Safety: an anonymous private mapping of `layout.size()` bytes, at an address of the
+        // kernel's choosing; no existing memory is affected.
+        let ptr = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                layout.size(),
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(TryReserveError::AllocError { layout });
+        }
+        // Safety: `mmap` succeeded, so `ptr` is a non-null, page-aligned (so 64-aligned) mapping
+        // of zeroed pages, which are valid empty groups.
+        let ptr = unsafe { NonNull::new_unchecked(ptr.cast::<Group<K, V>>()) };
+        Ok(Self {
+            ptr,
+            len,
+            mapped: true,
+        })
+    }
+}
+
+impl<K, V> std::ops::Deref for Groups<K, V> {
+    type Target = [Group<K, V>];
+
+    #[inline]
+    fn deref(&self) -> &[Group<K, V>] {
+        // Safety: `len` initialised groups at `ptr`, owned by `self`.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<K, V> Drop for Groups<K, V> {
+    fn drop(&mut self) {
+        let slice = ptr::slice_from_raw_parts_mut(self.ptr.as_ptr(), self.len);
+        if !self.mapped {
+            // Safety: from `Box::into_raw` in `new`, not freed before.
+            drop(unsafe { Box::from_raw(slice) });
+            return;
+        }
+        #[cfg(all(unix, not(miri), not(loom)))]
+        {
+            // Safety: the mapping made in `map`, of exactly this size, unmapped once. Groups
+            // need no drop (plain atomics).
+            let unmapped = unsafe {
+                libc::munmap(
+                    self.ptr.as_ptr().cast(),
+                    self.len * size_of::<Group<K, V>>(),
+                )
+            };
+            debug_assert_eq!(unmapped, 0, "munmap of a table failed");
+        }
+    }
+}
+
+/// `len` empty groups from the global allocator: zeroed memory.
 #[cfg(not(loom))]
-fn empty_groups<K, V>(len: usize) -> Result<Box<[Group<K, V>]>, TryReserveError> {
+fn empty_groups<K, V>(
+    len: usize,
+    layout: std::alloc::Layout,
+) -> Result<Box<[Group<K, V>]>, TryReserveError> {
     const { assert!(ALL_EMPTY == 0) };
-    let layout = std::alloc::Layout::array::<Group<K, V>>(len)
-        .map_err(|_| TryReserveError::CapacityOverflow)?;
     debug_assert!(layout.size() > 0, "a table has at least one 64-byte group");
     // Safety: a non-zero size (the caller asks for at least one group).
     let groups = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<Group<K, V>>();
@@ -408,7 +509,10 @@ fn empty_groups<K, V>(len: usize) -> Result<Box<[Group<K, V>]>, TryReserveError>
 
 /// `len` empty groups, built one by one: loom's atomics are not plain memory.
 #[cfg(loom)]
-fn empty_groups<K, V>(len: usize) -> Result<Box<[Group<K, V>]>, TryReserveError> {
+fn empty_groups<K, V>(
+    len: usize,
+    _: std::alloc::Layout,
+) -> Result<Box<[Group<K, V>]>, TryReserveError> {
     try_filled(len, || Group {
         ctrl: AtomicU64::new(ALL_EMPTY),
         slots: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
@@ -428,4 +532,3 @@ fn try_filled<T>(len: usize, make: impl Fn() -> T) -> Result<Box<[T]>, TryReserv
     items.extend((0..len).map(|_| make()));
     Ok(items.into_boxed_slice())
 }
-

@@ -1,4 +1,6 @@
-//! A counting global allocator, to measure what a map really allocates.
+//! A counting global allocator, to measure what a map really allocates. (lanemap's `HashMap`
+//! maps tables of 1 MiB and more straight from the kernel; the memory trial adds
+//! `lanemap::mapped_table_bytes` for those.)
 //!
 //! Counting is off by default and switched on per thread, so the other threads of the process
 //! (and the throughput trials, where a shared counter would add contention) pay only a

@@ -256,6 +256,26 @@ pub use ops::{Computed, Op};
 pub use reclaim::{Guard, LocalGuard, OwnedGuard};
 pub use sharded::{IntoIter, Iter, Keys, ShardedMap, ShardedMapBuilder, Values};
 
+/// Bytes that [`HashMap`] tables currently hold in memory mapped straight from the operating
+/// system, process-wide: tables of 1 MiB and more, on unix. A counting global allocator does
+/// not see them; add this to its figure for a map's full footprint. (Entries, and smaller
+/// tables, come from the global allocator.)
+///
+/// # Examples
+/// ```
+/// use lanemap::HashMap;
+///
+/// // One shard with room for 2^16 entries: a table of 1 MiB.
+/// let map: HashMap<u64, u64> = HashMap::with_shards(1, 1 << 16, Default::default());
+/// if cfg!(unix) {
+///     assert!(lanemap::mapped_table_bytes() >= 1 << 20);
+/// }
+/// drop(map);
+/// ```
+pub fn mapped_table_bytes() -> usize {
+    raw::table::mapped_bytes()
+}
+
 /// Iterators of [`HashMap`] (named apart from [`ShardedMap`]'s).
 pub mod hash_map_iter {
     pub use crate::hash_map::{Iter, Keys, Values};

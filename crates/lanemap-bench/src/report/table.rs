@@ -305,7 +305,7 @@ pub fn render(report: &Report<'_>) -> String {
     if !results.memory.is_empty() {
         let _ = writeln!(
             out,
-            "\nMemory (counting allocator, one thread, map grown from empty)"
+            "\nMemory (counting allocator plus lanemap's mmapped tables, one thread, map grown from empty)"
         );
         out.push_str(&memory_table(results, Style::Text));
     }

@@ -409,6 +409,19 @@ unsafe impl<K, V> Sync for Groups<K, V> {}
 #[cfg(all(unix, not(miri), not(loom)))]
 const MAP_FROM_BYTES: usize = 1 << 20;
 
+/// Bytes of tables currently mapped, process-wide (see [`crate::mapped_table_bytes`]).
+#[cfg(all(unix, not(miri), not(loom)))]
+static MAPPED_BYTES: crate::sync::AtomicUsize = crate::sync::AtomicUsize::new(0);
+
+/// Bytes of tables currently mapped straight from the kernel, process-wide.
+pub(crate) fn mapped_bytes() -> usize {
+    // Relaxed: a statistic.
+    #[cfg(all(unix, not(miri), not(loom)))]
+    return MAPPED_BYTES.load(Ordering::Relaxed);
+    #[cfg(not(all(unix, not(miri), not(loom))))]
+    0
+}
+
 impl<K, V> Groups<K, V> {
     /// `len` empty groups (`len >= 1`), or an error if memory runs out.
     fn new(len: usize) -> Result<Self, TryReserveError> {
@@ -447,6 +460,8 @@ impl<K, V> Groups<K, V> {
         // Safety: `mmap` succeeded, so `ptr` is a non-null, page-aligned (so 64-aligned) mapping
         // of zeroed pages, which are valid empty groups.
         let ptr = unsafe { NonNull::new_unchecked(ptr.cast::<Group<K, V>>()) };
+        // Relaxed: a statistic.
+        MAPPED_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
         Ok(Self {
             ptr,
             len,
@@ -484,6 +499,8 @@ impl<K, V> Drop for Groups<K, V> {
                 )
             };
             debug_assert_eq!(unmapped, 0, "munmap of a table failed");
+            // Relaxed: a statistic.
+            MAPPED_BYTES.fetch_sub(self.len * size_of::<Group<K, V>>(), Ordering::Relaxed);
         }
     }
 }

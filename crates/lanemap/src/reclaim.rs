@@ -61,9 +61,9 @@ mod imp {
     ///
     /// Each batch costs a process-wide barrier (a `membarrier` system call) and a walk of the
     /// collector's threads. The map retires removed nodes a shard-batch at a time (up to 32 of
-    /// them in one object; see `raw::RETIRE_BATCH`), and outgrown tables one by one, so 8
-    /// objects make one barrier per 256 or so removes, while a thread's batch not yet handed
-    /// over holds a bounded number of removed entries (more only while more than 8 threads are
+    /// them in one object; see `raw::RETIRE_BATCH`), and outgrown tables one by one, so 4
+    /// objects make one barrier per 128 or so removes, while a thread's batch not yet handed
+    /// over holds a bounded number of removed entries (more only while more than 4 threads are
     /// inside the map: seize lets a batch grow to one entry per active thread).
     const BATCH_SIZE: usize = 4;
 

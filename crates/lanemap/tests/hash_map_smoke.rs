@@ -99,3 +99,37 @@ fn removed_values_wait_for_at_most_a_bounded_number_of_later_removals() {
     map.flush_removed();
     assert_eq!(Arc::strong_count(&value), 1);
 }
+
+/// A key replaced (or removed) while its shard migrates keeps a MOVED mark in the old table,
+/// which lookups starting there follow into the replaced node to compare its key: that node
+/// must outlive the migration even if its removal is flushed. (Under Miri, freeing it early is
+/// a use of freed memory: the `String` key's buffer.)
+#[test]
+fn nodes_replaced_during_a_migration_stay_readable_until_it_ends() {
+    let map: HashMap<String, u64> = HashMap::with_shards(1, 0, DefaultHashBuilder::default());
+    let key = |i: u64| format!("key {i}");
+    let mut i = 0;
+    // Grow until a migration starts from a table of at least 4 chunks (more than 200 entries),
+    // so that it is still running after the next few writes.
+    loop {
+        let before = map.capacity();
+        map.insert(key(i), i);
+        i += 1;
+        if map.capacity() != before && before >= 200 {
+            break;
+        }
+    }
+    for j in 0..3 {
+        assert_eq!(map.insert(key(j), j + 1000), Some(j));
+        assert_eq!(map.remove(&key(j + 10)), Some(j + 10));
+        map.flush_removed();
+        for k in 0..i {
+            let expected = match k {
+                k if k <= j => Some(k + 1000),
+                k if (10..=10 + j).contains(&k) => None,
+                k => Some(k),
+            };
+            assert_eq!(map.get(&key(k)), expected, "key {k} after round {j}");
+        }
+    }
+}

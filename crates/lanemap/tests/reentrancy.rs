@@ -665,4 +665,28 @@ mod sharded_only {
             assert_eq!(sorted_entries(&map), [(1, 1)]);
         });
     }
+
+    /// `HashMap::flush_removed` locks every shard in turn, so it is refused from callbacks
+    /// (it would deadlock on the shard the callback runs under).
+    #[test]
+    fn hash_map_flush_removed_from_a_callback() {
+        run_bounded("flush_removed", || {
+            quiet_expected_panics();
+            let map: lanemap::HashMap<u32, u32> =
+                lanemap::HashMap::with_shards(1, 0, lanemap::DefaultHashBuilder::default());
+            map.insert(1, 1);
+            let message = expect_panic("flush_removed", || {
+                map.update(&1, |_| map.flush_removed());
+            });
+            assert!(
+                message.contains(
+                    "`HashMap::flush_removed` was called on a map from code running inside \
+                     `HashMap::update`"
+                ),
+                "{message}"
+            );
+            assert_eq!(map.get(&1), Some(1));
+            map.flush_removed();
+        });
+    }
 }

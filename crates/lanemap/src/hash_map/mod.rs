@@ -286,7 +286,9 @@ impl<K, V, S> HashMap<K, V, S> {
     /// inside the map at that moment, this one included; a smaller batch waits for more
     /// removals (or for the map to drop). Groups that joined another thread's batch, or a
     /// [`pin_owned`](Self::pin_owned) handle's (batched with that handle's guard), are freed
-    /// when those batches fill, or when the map drops.
+    /// when those batches fill, or when the map drops. Entries removed from a shard while its
+    /// table is being resized wait for the resize to end (readers may still reach them through
+    /// the old table).
     ///
     /// Removed entries are otherwise dropped in batches, some time after their removal; call
     /// this when their `Drop` matters, for example values that hold a file or a connection.
@@ -305,6 +307,8 @@ impl<K, V, S> HashMap<K, V, S> {
     /// ```
     pub fn flush_removed(&self) {
         use crate::reclaim::Guard;
+        // It locks every shard in turn: from inside a callback, that would deadlock.
+        let _enter = self.enter("HashMap::flush_removed");
         // The batch is handed to every active guard's list, this one's included; ending it
         // frees whatever no other guard holds back.
         let guard = self.guard();

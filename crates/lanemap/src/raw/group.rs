@@ -10,8 +10,8 @@
 //! | `0x01` | DELETED: a tombstone; probing goes on past it |
 //! | `0x00` | EMPTY: never used; probing stops at a group holding one |
 //!
-//! EMPTY is zero, as is a null slot pointer, so a new table is all zero bytes: it comes from
-//! `alloc_zeroed`, which for a large table maps fresh pages without writing them, instead of
+//! EMPTY is zero, as is a null slot pointer, so a new table is all zero bytes: zeroed memory
+//! (fresh pages mapped from the kernel, for a large table; see `table::Groups`), instead of
 //! being written out in full by the insert that starts the migration.
 
 /// Slots per group: with the control word, 7 pointers fill one 64-byte cache line.

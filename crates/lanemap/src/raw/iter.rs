@@ -77,11 +77,11 @@ impl<K, V> Cursor<K, V> {
                 self.index = 0;
                 continue;
             }
-            // Acquire: pairs with the Release store that published the node or its MOVED mark.
             if !Table::<K, V>::is_slot(self.index) {
                 self.index += 1;
                 continue;
             }
+            // Acquire: pairs with the Release store that published the node or its MOVED mark.
             let ptr = guard.protect(table.slot_for_reader(self.index), Ordering::Acquire);
             self.index += 1;
             if ptr.is_null() {

@@ -121,10 +121,17 @@ struct Writer<K, V> {
     used: usize,
     /// During a migration: the next slot of `current` to move.
     cursor: usize,
+    /// Whether a migration runs (`current != newest`).
+    migrating: bool,
     /// Nodes unlinked from every table, not yet handed to reclamation (see [`RETIRE_BATCH`]).
     /// Invariant: each came from `Node::allocate`, is reachable only by guards that were active
-    /// when it was unlinked, and appears here once.
+    /// when it was unlinked, and appears here or in `deferred` once.
     retired: Vec<*mut Node<K, V>>,
+    /// Nodes unlinked from `newest` while a migration runs. The old table, still `current`,
+    /// may keep such a node's MOVED mark, which readers follow into the node (to compare its
+    /// key) before they look at the mark; so these wait until the old table is no longer
+    /// `current`, and join `retired` then.
+    deferred: Vec<*mut Node<K, V>>,
     /// Where the shard's nodes live.
     slab: Slab,
 }
@@ -136,17 +143,25 @@ impl<K, V> Writer<K, V> {
             live: 0,
             used: 0,
             cursor: 0,
+            migrating: false,
             retired: Vec::new(),
+            deferred: Vec::new(),
             slab: Slab::new(Layout::new::<Node<K, V>>()),
         }
     }
 
-    /// Queues `node`, just unlinked from the shard's last table that held it, for reclamation.
+    /// Queues `node`, just unlinked from the shard's newest table, for reclamation: at once,
+    /// or, while a migration runs, once it ends (see `deferred`).
     ///
     /// # Safety
-    /// `node` came from `Node::allocate`, no table links it any more, and it is not queued yet.
+    /// `node` came from `Node::allocate`, no table links it any more except, as a MOVED mark,
+    /// the old table of a running migration, and it is not queued yet.
     #[inline]
     unsafe fn retire(&mut self, node: *mut Node<K, V>, guard: &impl Guard) {
+        if self.migrating {
+            self.deferred.push(node);
+            return;
+        }
         if self.retired.capacity() == 0 {
             self.retired.reserve_exact(RETIRE_BATCH);
         }
@@ -174,8 +189,9 @@ impl<K, V> Writer<K, V> {
     }
 }
 
-// Safety: `newest` is a pointer into tables the shard owns; it is only dereferenced by the
-// thread holding the writer lock, which is what moving `Writer` between threads amounts to.
+// Safety: `newest`, `retired` and `deferred` point into tables and nodes the shard owns, and
+// `slab` to its memory; they are only used by the thread holding the writer lock, which is
+// what moving `Writer` between threads amounts to (the nodes' `K` and `V` move with them).
 unsafe impl<K: Send, V: Send> Send for Writer<K, V> {}
 
 impl<K, V, S> RawMap<K, V, S> {
@@ -378,6 +394,7 @@ impl<K, V, S> RawMap<K, V, S> {
         writer.newest = next;
         writer.used = 0;
         writer.cursor = 0;
+        writer.migrating = true;
         Ok(())
     }
 
@@ -415,10 +432,19 @@ impl<K, V, S> RawMap<K, V, S> {
             // into it.
             shard.current.store(writer.newest, Ordering::Release);
             writer.cursor = 0;
+            writer.migrating = false;
             // Safety: `old` is no longer `current`, so guards created from now on cannot reach
             // it; it was allocated by `Table::try_new` as a Box, which `reclaim_table` frees
             // without touching the nodes (they live on in the new table).
             unsafe { guard.defer_retire(old, reclaim_table::<K, V>) };
+            // The nodes unlinked during the migration are now out of every table that guards
+            // created from now on can reach.
+            for node in std::mem::take(&mut writer.deferred) {
+                // Safety: each was unlinked from `newest`, and the only other table that could
+                // link it (`old`) is unreachable for new guards; queued once (moved out of
+                // `deferred`).
+                unsafe { writer.retire(node, guard) };
+            }
         }
     }
 
@@ -581,9 +607,9 @@ impl<K, V, S> RawMap<K, V, S> {
             writer.used -= 1;
         }
         writer.live -= 1;
-        // Safety: the node is unlinked from the only table that held it (the newest; it was
-        // never MOVED from there), so new guards cannot reach it; it came from `Node::allocate`
-        // and, being linked until now, was not queued.
+        // Safety: the node is unlinked from the writer's newest table; the only other table
+        // that can link it is a running migration's old one, as a MOVED mark, which `retire`
+        // waits out. It came from `Node::allocate` and, being linked until now, was not queued.
         unsafe { writer.retire(ptr, guard) };
     }
 
@@ -744,9 +770,9 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
         );
         self.table().set_slot(index, ptr);
         self.slot = Some(Slot::Occupied { index, node: ptr });
-        // Safety: `old` is unlinked (its slot now holds `ptr`, and it is in no other table: it
-        // was moved out of any older one), so new guards cannot reach it; from `Node::allocate`,
-        // and not queued before (it was linked).
+        // Safety: `old` is unlinked from the newest table (its slot now holds `ptr`); the only
+        // other table that can link it is a running migration's old one, as a MOVED mark, which
+        // `retire` waits out. From `Node::allocate`, and not queued before (it was linked).
         unsafe { self.writer.retire(old, self.guard) };
         // Safety: `guard` was active when `old` was unlinked, so whichever guard hands `old`'s
         // batch over, reclamation waits for `guard`, which lives for 'g.
@@ -829,9 +855,14 @@ impl<K, V, S> Drop for RawMap<K, V, S> {
             }
             // Safety: as above; the newest table holds no MOVED marks.
             unsafe { free_table(newest, |_| true, |_| {}) };
-            for node in std::mem::take(&mut shard.writer.get_mut().retired) {
-                // Safety: queued nodes are unlinked, from `Node::allocate`, queued once, and
-                // no guard is left to reach them.
+            let writer = shard.writer.get_mut();
+            for node in std::mem::take(&mut writer.retired)
+                .into_iter()
+                .chain(std::mem::take(&mut writer.deferred))
+            {
+                // Safety: queued nodes are unlinked from the tables freed above (a deferred
+                // one's MOVED mark in `current` was skipped), from `Node::allocate`, queued
+                // once, and no guard is left to reach them.
                 unsafe { drop_node(node) };
             }
         }

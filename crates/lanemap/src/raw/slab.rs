@@ -33,7 +33,8 @@ const FIRST_CHUNK_BLOCKS: usize = 16;
 /// The largest chunk: 2 MiB, one huge page where the kernel backs it with one.
 const MAX_CHUNK_BYTES: usize = 2 << 20;
 
-/// Alignment of every chunk: blocks of up to 64 bytes never straddle a cache line.
+/// The least alignment of a chunk (more for more-aligned nodes): blocks of up to 64 bytes
+/// never straddle a cache line.
 const CHUNK_ALIGN: usize = 64;
 
 /// `Pool::balance` while its shard owns the pool (more than any count of blocks).
@@ -45,9 +46,7 @@ struct ChunkHeader {
     layout: Layout,
 }
 
-/// Bytes at the start of each chunk that hold its header, keeping the blocks aligned.
-const HEADER_BYTES: usize = CHUNK_ALIGN;
-const _: () = assert!(size_of::<ChunkHeader>() <= HEADER_BYTES);
+const _: () = assert!(size_of::<ChunkHeader>() <= CHUNK_ALIGN);
 
 /// What a shard's slab shares with reclamation; freed with its chunks once abandoned and every
 /// block is home (see the module docs).
@@ -146,10 +145,6 @@ impl Slab {
             size
         };
         let align = node.align().max(align_of::<*mut u8>());
-        assert!(
-            align <= CHUNK_ALIGN,
-            "lanemap: node alignment above 64 bytes"
-        );
         let block = Layout::from_size_align(size, align)
             .expect("lanemap: node layout overflow")
             .pad_to_align();
@@ -164,7 +159,10 @@ impl Slab {
             free: ptr::null_mut(),
             cut: ptr::null_mut(),
             end: ptr::null_mut(),
-            next_chunk_blocks: FIRST_CHUNK_BLOCKS,
+            // Huge nodes: a first chunk of one block rather than of 16.
+            next_chunk_blocks: FIRST_CHUNK_BLOCKS
+                .min(MAX_CHUNK_BYTES / block.size())
+                .max(1),
             handed_out: 0,
         }
     }
@@ -210,14 +208,21 @@ impl Slab {
         block
     }
 
+    /// Bytes at the start of each chunk that hold its header: the chunk's alignment, so that
+    /// the blocks after it stay aligned.
+    fn header_bytes(&self) -> usize {
+        self.block.align().max(CHUNK_ALIGN)
+    }
+
     fn add_chunk(&mut self) {
         let blocks = self.next_chunk_blocks;
+        let header_bytes = self.header_bytes();
         let bytes = blocks
             .checked_mul(self.block.size())
-            .and_then(|b| b.checked_add(HEADER_BYTES))
+            .and_then(|b| b.checked_add(header_bytes))
             .expect("lanemap: node chunk size overflow");
         let layout =
-            Layout::from_size_align(bytes, CHUNK_ALIGN).expect("lanemap: node chunk layout");
+            Layout::from_size_align(bytes, header_bytes).expect("lanemap: node chunk layout");
         // Safety: `layout` has a non-zero size (the header).
         let chunk = unsafe { alloc(layout) };
         if chunk.is_null() {
@@ -235,10 +240,10 @@ impl Slab {
         // Relaxed: read by the freer after the owner's Release on `balance` (see `abandon`).
         self.pool_ref().chunks.store(header, Ordering::Relaxed);
         // Safety: within the chunk: the blocks follow the header.
-        self.cut = unsafe { chunk.add(HEADER_BYTES) };
+        self.cut = unsafe { chunk.add(header_bytes) };
         // Safety: one past the end of the chunk.
         self.end = unsafe { chunk.add(bytes) };
-        if bytes + bytes <= MAX_CHUNK_BYTES + HEADER_BYTES {
+        if bytes + bytes <= MAX_CHUNK_BYTES + header_bytes {
             self.next_chunk_blocks = blocks * 2;
         }
     }
@@ -339,6 +344,21 @@ mod tests {
         unsafe { give_back_all(slab.pool(), &blocks[n / 2..]) };
         let again: HashSet<_> = (0..n).map(|_| slab.allocate().as_ptr()).collect();
         assert_eq!(again, distinct, "every block comes back, none twice");
+    }
+
+    #[cfg(not(loom))]
+    #[test]
+    fn over_aligned_and_huge_nodes_get_blocks_of_their_layout() {
+        #[repr(align(128))]
+        struct Padded(#[allow(dead_code)] u64);
+        for node in [Layout::new::<Padded>(), Layout::new::<[u8; 3 << 20]>()] {
+            let mut slab = Slab::new(node);
+            for _ in 0..3 {
+                let block = slab.allocate();
+                assert_eq!(block.as_ptr().addr() % node.align(), 0);
+                assert!(slab.block.size() >= node.size());
+            }
+        }
     }
 
     #[cfg(not(loom))]

@@ -107,7 +107,7 @@ impl<K, V> Table<K, V> {
         self.groups.len() * GROUP_SLOTS
     }
 
-    /// One past the last slot position.
+    /// One past the last position (of a slot or a pad).
     #[inline]
     pub(crate) fn end(&self) -> usize {
         self.groups.len() * POSITIONS

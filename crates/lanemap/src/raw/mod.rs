@@ -564,8 +564,11 @@ impl<K, V, S> RawMap<K, V, S> {
         // shard's current slab; `reclaim_table_and_nodes` frees exactly those.
         unsafe { guard.defer_retire(old, reclaim_table_and_nodes::<K, V>) };
         // Every node of the shard is on its way back to the slab: start a fresh one, so that
-        // the old chunks are freed once reclamation has returned the last of them.
-        writer.slab.abandon();
+        // the old chunks are freed once reclamation has returned the last of them (unless the
+        // slab has only its first, small chunk: then keep it for the next inserts).
+        if writer.slab.chunks() > 1 {
+            writer.slab.abandon();
+        }
     }
 
     /// Keeps the entries for which `keep` returns true, one shard at a time.
@@ -790,9 +793,16 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
         RawMap::<K, V, ()>::erase(table, index, &mut self.writer, self.guard);
         self.slot = Some(Slot::Vacant { index });
         if self.writer.live == 0 {
-            // The shard is empty: give its memory back at once.
-            RawMap::<K, V, ()>::reset(self.shard, &mut self.writer, self.guard);
-            self.slot = None;
+            // The shard is empty: give its memory back at once, unless it holds no more than
+            // an empty shard starts with (a shard going from one entry to none and back
+            // would otherwise pay for a new table and slab each time).
+            if table.capacity() > MIN_CAPACITY
+                || self.writer.slab.chunks() > 1
+                || RawMap::<K, V, ()>::migrating(self.shard, &self.writer)
+            {
+                RawMap::<K, V, ()>::reset(self.shard, &mut self.writer, self.guard);
+                self.slot = None;
+            }
         } else if self.writer.live < table.capacity() / 16
             && table.capacity() > MIN_CAPACITY
             && !RawMap::<K, V, ()>::migrating(self.shard, &self.writer)

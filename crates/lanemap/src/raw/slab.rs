@@ -129,6 +129,8 @@ pub(crate) struct Slab {
     next_chunk_blocks: usize,
     /// Blocks ever handed out (wrapping, as `balance`).
     handed_out: usize,
+    /// Chunks allocated.
+    chunks: usize,
 }
 
 // Safety: the slab is only used under its shard's lock; its raw pointers are to memory the
@@ -164,7 +166,13 @@ impl Slab {
                 .min(MAX_CHUNK_BYTES / block.size())
                 .max(1),
             handed_out: 0,
+            chunks: 0,
         }
+    }
+
+    /// How many chunks the slab holds.
+    pub(crate) fn chunks(&self) -> usize {
+        self.chunks
     }
 
     /// The pool that this slab's blocks go back to.
@@ -239,6 +247,7 @@ impl Slab {
         }
         // Relaxed: read by the freer after the owner's Release on `balance` (see `abandon`).
         self.pool_ref().chunks.store(header, Ordering::Relaxed);
+        self.chunks += 1;
         // Safety: within the chunk: the blocks follow the header.
         self.cut = unsafe { chunk.add(header_bytes) };
         // Safety: one past the end of the chunk.

@@ -288,7 +288,7 @@ impl<K, V, S> HashMap<K, V, S> {
     /// [`pin_owned`](Self::pin_owned) handle's (batched with that handle's guard), are freed
     /// when those batches fill, or when the map drops. Entries removed from a shard while its
     /// table is being resized wait for the resize to end (readers may still reach them through
-    /// the old table).
+    /// the old table), so this call first finishes any resize under way, in one go.
     ///
     /// Removed entries are otherwise dropped in batches, some time after their removal; call
     /// this when their `Drop` matters, for example values that hold a file or a connection.

@@ -520,10 +520,15 @@ impl<K, V, S> RawMap<K, V, S> {
         Table::<K, V>::capacity_for(entries)
     }
 
-    /// Hands every shard's queued removed nodes to reclamation now (see [`RETIRE_BATCH`]).
+    /// Hands every shard's queued removed nodes to reclamation now (see [`RETIRE_BATCH`]),
+    /// finishing a running migration first: the nodes removed during it wait for its end.
     pub(crate) fn hand_over_removed(&self, guard: &impl Guard) {
         for shard in self.shards.iter() {
-            shard.writer.lock().hand_over(guard);
+            let mut writer = shard.writer.lock();
+            if Self::migrating(shard, &writer) {
+                Self::finish_migration(shard, &mut writer, guard);
+            }
+            writer.hand_over(guard);
         }
     }
 

@@ -618,7 +618,6 @@ where
     pub fn update<Q, R>(&self, key: &Q, f: impl FnOnce(&mut V) -> R) -> Option<R>
     where
         Q: Hash + Equivalent<K> + ?Sized,
-        K: Clone,
         V: Clone,
     {
         self.pin().update(key, f)
@@ -651,7 +650,7 @@ where
             Some(node) => {
                 let mut value = node.value.clone();
                 update(&mut value);
-                locked.replace(key, value);
+                locked.replace(value);
             }
             None => {
                 locked.insert(key, insert());
@@ -689,7 +688,11 @@ where
                 Computed::Inserted
             }
             (Op::Set(value), Some(_)) => {
-                Computed::Replaced(locked.replace(key, value).value.clone())
+                let replaced = locked.replace(value);
+                // The entry keeps its key; drop the unused one before the clone exists (see
+                // below).
+                drop(key);
+                Computed::Replaced(replaced.value.clone())
             }
             (Op::Remove, Some(_)) => {
                 let removed = locked.remove();
@@ -725,7 +728,6 @@ where
     ) -> Result<V, CompareExchangeError<V>>
     where
         Q: Hash + Equivalent<K> + ?Sized,
-        K: Clone,
         V: PartialEq + Clone,
     {
         let hash = self.raw.hash(key);
@@ -733,9 +735,7 @@ where
         let guard = self.guard();
         let mut locked = self.raw.lock(hash, key, &guard);
         match locked.node() {
-            Some(node) if node.value == *current => {
-                Ok(locked.replace(node.key.clone(), new).value.clone())
-            }
+            Some(node) if node.value == *current => Ok(locked.replace(new).value.clone()),
             Some(node) => Err(CompareExchangeError {
                 current: Some(node.value.clone()),
                 new,
@@ -762,7 +762,6 @@ where
     pub fn swap<Q>(&self, key: &Q, value: V) -> Result<V, V>
     where
         Q: Hash + Equivalent<K> + ?Sized,
-        K: Clone,
         V: Clone,
     {
         let hash = self.raw.hash(key);
@@ -770,7 +769,7 @@ where
         let guard = self.guard();
         let mut locked = self.raw.lock(hash, key, &guard);
         match locked.node() {
-            Some(node) => Ok(locked.replace(node.key.clone(), value).value.clone()),
+            Some(_) => Ok(locked.replace(value).value.clone()),
             None => Err(value),
         }
     }

@@ -205,7 +205,7 @@ where
         let _enter = self.map.enter("HashMap::insert");
         let mut locked = self.map.raw.lock(hash, &key, &self.guard);
         if locked.node().is_some() {
-            Some(&locked.replace(key, value).value)
+            Some(&locked.replace(value).value)
         } else {
             locked.insert(key, value);
             None
@@ -297,7 +297,6 @@ where
     pub fn update<Q, R>(&self, key: &Q, f: impl FnOnce(&mut V) -> R) -> Option<R>
     where
         Q: Hash + Equivalent<K> + ?Sized,
-        K: Clone,
         V: Clone,
     {
         let hash = self.map.raw.hash(key);
@@ -306,7 +305,7 @@ where
         let node = locked.node()?;
         let mut value = node.value.clone();
         let result = f(&mut value);
-        locked.replace(node.key.clone(), value);
+        locked.replace(value);
         Some(result)
     }
 }

@@ -1,28 +1,36 @@
 //! Control bytes, one word per group, matched all at once with plain integer arithmetic.
 //!
 //! A group's control word holds 8 bytes, byte `i` at bits `8 * i .. 8 * i + 8`; bytes `0..7`
-//! describe the group's 7 slots, and byte 7 is a pad that every match masks out. The word is
-//! loaded and stored as a whole, so readers see each group's bytes atomically.
+//! describe the group's 7 slots, and byte 7 holds the slots' MOVED bits (bit `i` for slot
+//! `i`), which every slot match masks out. The word is loaded and stored as a whole, so readers
+//! see each group's bytes, and a slot's byte together with its MOVED bit, atomically.
 //!
-//! | byte | meaning |
+//! | slot byte | meaning |
 //! |---|---|
 //! | `0x80..=0xFF` | FULL: the top bit set, then the top 7 bits of the entry's hash (its *tag*) |
-//! | `0x01` | DELETED: a tombstone; probing goes on past it |
+//! | `0x01` | DELETED: a tombstone; probing goes on past it; never used again in this table |
+//! | `0x03` | FORWARDED: a tombstone whose key moved on to a later slot (see `table.rs`) |
 //! | `0x00` | EMPTY: never used; probing stops at a group holding one |
 //!
-//! EMPTY is zero, as is a null slot pointer, so a new table is all zero bytes: zeroed memory
-//! (fresh pages mapped from the kernel, for a large table; see `table::Groups`), instead of
+//! A slot goes EMPTY → FULL → DELETED, or EMPTY → FULL → FORWARDED → DELETED, and no further:
+//! its entry is written once, while the slot is EMPTY, and never again while the table lives
+//! (see `table.rs` for why readers need that). Both tombstones have the bottom bit set and the
+//! top bit clear: not EMPTY, not FULL.
+//!
+//! EMPTY is zero, and so are clear MOVED bits, so a new table is all zero bytes: zeroed memory
+//! (fresh pages mapped from the kernel, for a large table; see `table::Zeroed`), instead of
 //! being written out in full by the insert that starts the migration.
 
-/// Slots per group: with the control word, 7 pointers fill one 64-byte cache line.
+/// Slots per group: 7 control bytes, and a byte for their MOVED bits.
 pub(crate) const GROUP_SLOTS: usize = 7;
 pub(crate) const EMPTY: u8 = 0x00;
 pub(crate) const DELETED: u8 = 0x01;
+pub(crate) const FORWARDED: u8 = 0x03;
 
-/// A group whose 7 slots are EMPTY (and whose pad is zero too).
+/// A group whose 7 slots are EMPTY (and none MOVED).
 pub(crate) const ALL_EMPTY: u64 = 0;
 
-/// The top bit of each slot's byte (not the pad's).
+/// The top bit of each slot's byte (not the MOVED byte's).
 const SLOT_HIGH_BITS: u64 = repeat(0x80) >> 8;
 
 const fn repeat(byte: u8) -> u64 {
@@ -75,10 +83,27 @@ pub(crate) fn match_empty(group: u64) -> BitMask {
     BitMask(!group & !(group << 7) & SLOT_HIGH_BITS)
 }
 
-/// Slots that are EMPTY or DELETED (top bit clear).
+/// Whether a slot's control byte says FULL.
 #[inline]
-pub(crate) fn match_free(group: u64) -> BitMask {
-    BitMask(!group & SLOT_HIGH_BITS)
+pub(crate) fn is_full(byte: u8) -> bool {
+    byte & 0x80 != 0
+}
+
+/// Whether slot `index`'s entry has been moved to the next table.
+#[inline]
+pub(crate) fn is_moved(group: u64, index: usize) -> bool {
+    group & moved_bit(index) != 0
+}
+
+/// `group` with slot `index` marked MOVED.
+#[inline]
+pub(crate) const fn with_moved(group: u64, index: usize) -> u64 {
+    group | moved_bit(index)
+}
+
+#[inline]
+const fn moved_bit(index: usize) -> u64 {
+    1 << (8 * GROUP_SLOTS + index)
 }
 
 /// The control byte of slot `index` in `group`.
@@ -107,9 +132,12 @@ mod tests {
         group = with_byte(group, 6, 0xFF);
         assert!(match_tag(group, 0x92).collect::<Vec<_>>().starts_with(&[0]));
         assert!(match_tag(group, 0x92).any_contains(5));
-        // Byte 7 is the pad: never empty, never free.
+        // Byte 7 holds the MOVED bits: never a slot, never empty.
         assert_eq!(match_empty(group).collect::<Vec<_>>(), [1, 2, 4]);
-        assert_eq!(match_free(group).collect::<Vec<_>>(), [1, 2, 3, 4]);
+        let moved = with_moved(group, 5);
+        assert!(is_moved(moved, 5) && !is_moved(moved, 0) && !is_moved(group, 5));
+        assert_eq!(match_empty(moved).collect::<Vec<_>>(), [1, 2, 4]);
+        assert!(match_tag(moved, 0x92).any_contains(5));
         assert_eq!(byte(group, 6), 0xFF);
         assert_eq!(byte(group, 3), DELETED);
         assert!(!match_tag(group, 0x93).any_contains(0));
@@ -118,25 +146,31 @@ mod tests {
     }
 
     #[test]
-    fn the_pad_never_matches() {
+    fn the_moved_byte_never_matches() {
         for tag in 0x80..=0xFF {
-            for pad in [0x00, 0x01, 0x80, tag, 0xFF] {
+            for pad in [0x00, 0x01, 0x7F, 0x80, tag, 0xFF] {
                 let full = (0..GROUP_SLOTS)
                     .fold(with_byte(0, GROUP_SLOTS, pad), |g, i| with_byte(g, i, tag));
                 assert!(match_tag(full, tag).all(|i| i < GROUP_SLOTS));
                 assert_eq!(match_tag(full, tag).count(), GROUP_SLOTS);
                 assert!(!match_empty(full).any());
-                assert!(!match_free(full).any());
+                let empty = with_byte(ALL_EMPTY, GROUP_SLOTS, pad);
+                assert_eq!(
+                    match_empty(empty).collect::<Vec<_>>(),
+                    [0, 1, 2, 3, 4, 5, 6]
+                );
             }
         }
     }
 
     #[test]
-    fn tags_never_look_free() {
+    fn tags_never_look_empty() {
         for hash in [0, u64::MAX, 1 << 63, 0x0123_4567_89AB_CDEF] {
             let group = with_byte(ALL_EMPTY, 2, tag(hash));
-            assert!(!match_free(group).any_contains(2));
             assert!(!match_empty(group).any_contains(2));
+            assert!(!match_empty(with_byte(ALL_EMPTY, 2, DELETED)).any_contains(2));
+            assert!(!match_empty(with_byte(ALL_EMPTY, 2, FORWARDED)).any_contains(2));
+            assert!(!is_full(DELETED) && !is_full(FORWARDED) && is_full(tag(hash)));
             assert!(match_tag(group, tag(hash)).any_contains(2));
         }
     }

@@ -1,8 +1,8 @@
 //! Walking every entry without locks, while writers and migrations go on.
 
 use super::RawMap;
-use super::node::{Node, is_moved, untagged};
-use super::table::Table;
+use super::node::Node;
+use super::table::{SlotState, Table};
 use crate::reclaim::Guard;
 use crate::sync::Ordering;
 use std::ptr;
@@ -14,10 +14,12 @@ use std::ptr;
 /// shard's `current` table when the walk reaches it. A key may sit in several tables of a chain
 /// while a migration runs (moved, or inserted into the new table directly). The walk reports each
 /// key from the *first* table of the chain that holds it: a slot in a later table whose key an
-/// earlier table also holds is skipped, and a MOVED slot reports the key's current node from the
+/// earlier table also holds is skipped, and a MOVED slot reports the key's current entry from the
 /// later tables. An earlier table's set of keys stops changing once it has a `next` (writes go to
-/// the newest table), so a key present for the whole walk is reported exactly once. A key removed
-/// and then inserted again while the walk runs may be reported twice.
+/// the newest table), so a key present and unchanged for the whole walk is reported exactly once.
+/// A key present throughout is reported once even if its value changes meanwhile (at its
+/// origin: see "What iteration needs" in `table.rs`). A key removed and then inserted again while
+/// the walk runs may be reported twice.
 ///
 /// Invariant: `first` and `table` were loaded through the guard passed to [`Cursor::next`], and
 /// that same guard lives as long as the cursor is used.
@@ -28,6 +30,8 @@ pub(crate) struct Cursor<K, V> {
     /// The table being walked, `first` or a successor; null between shards.
     table: *mut Table<K, V>,
     index: usize,
+    /// The control word of `index`'s group, read when the walk entered the group.
+    group: u64,
 }
 
 // Safety: the cursor only holds positions; they are dereferenced under a guard of the map, and
@@ -43,6 +47,7 @@ impl<K, V> Cursor<K, V> {
             first: ptr::null_mut(),
             table: ptr::null_mut(),
             index: 0,
+            group: 0,
         }
     }
 
@@ -81,28 +86,34 @@ impl<K, V> Cursor<K, V> {
                 self.index += 1;
                 continue;
             }
-            // Acquire: pairs with the Release store that published the node or its MOVED mark.
-            let ptr = guard.protect(table.slot_for_reader(self.index), Ordering::Acquire);
+            let index = self.index;
             self.index += 1;
-            if ptr.is_null() {
-                continue;
+            if Table::<K, V>::starts_group(index) {
+                self.group = table.group_for_reader(index);
             }
-            // Safety: a node loaded through `guard` from a linked slot stays allocated while
-            // the guard lives.
-            let node = unsafe { &*untagged(ptr) };
+            let moved = match Table::<K, V>::state_in(self.group, index) {
+                SlotState::Unused => continue,
+                // Reported at its origin.
+                SlotState::Full { .. } if table.moved_on_for_reader(index) => continue,
+                SlotState::Full { moved } => moved,
+                SlotState::Forwarded => true,
+            };
+            // Safety: a slot seen FULL or FORWARDED with Acquire, so its entry was written; in a
+            // table loaded through `guard` while linked, which stays allocated while the guard
+            // lives. A FORWARDED slot's key is the moved-on entry's, which is dropped only after
+            // a removal has marked the slot DELETED and every guard active then has ended.
+            let node = unsafe { table.node_for_guard(index, guard) };
             if self.table != self.first && self.earlier_table_holds(node, guard) {
                 continue;
             }
-            if !is_moved(ptr) {
+            if !moved {
                 return Some(node);
             }
-            // The key's current node, wherever the migration put it (or nothing if removed).
-            let next = guard.protect(&table.next, Ordering::Acquire);
-            debug_assert!(
-                !next.is_null(),
-                "a MOVED slot in a table without a next table"
-            );
-            if let Some(current) = RawMap::<K, V, S>::get_from(next, node.hash, &node.key, guard) {
+            // The key's current entry, wherever a change of value or the migration put it (or
+            // nothing, if it was removed).
+            if let Some(current) =
+                RawMap::<K, V, S>::get_from(self.table, node.hash, &node.key, guard)
+            {
                 return Some(current);
             }
         }

@@ -11,24 +11,28 @@
 //! (seize), probe `current`, and follow `next` when a slot says MOVED or when the key is absent
 //! but a migration is under way.
 //!
-//! **Writes** lock their shard, then publish immutable nodes with `Release` stores. Changing a
-//! value publishes a new node and retires the old one, so a reader holding the old node keeps a
-//! consistent key and value until its guard ends.
+//! **Writes** lock their shard, then publish entries, inline in the table, with `Release`
+//! stores. An entry is never written twice: changing a value writes the new entry into an
+//! unused slot and marks the old slot DELETED, so a reader holding the old entry keeps a
+//! consistent key and value until its guard ends (`table.rs` has the protocol). The key and
+//! value taken out of a DELETED slot are dropped after a grace period (see [`RETIRE_BATCH`]);
+//! types that need no drop skip that step altogether.
 //!
-//! **Resizing** is incremental. When a table fills (or mostly empties), the writer allocates the
-//! next table, links it from the old one's `next`, and from then on every write to the shard
-//! first moves [`MIGRATE_CHUNK`] slots of the old table (and the slot of the key it is about to
-//! write). A moved slot keeps its node pointer with the MOVED bit set, so readers know to look in
-//! `next`. When every slot has moved, `current` switches to the new table and the old one is
-//! retired. No single operation copies more than [`MIGRATE_CHUNK`] slots, except `clear`,
-//! `retain`, `shrink_to_fit` and `try_reserve`, which finish a running migration first.
+//! **Resizing** is incremental. When a table's used slots (entries and tombstones, which are
+//! never reused) reach its load limit, or when it mostly empties, the writer allocates the
+//! next table (sized for the live entries with room to spare), links it from the old one's
+//! `next`, and from then on every write to the shard first moves [`MIGRATE_CHUNK`] slots of the
+//! old table (and the slot of the key it is about to write). A moved slot keeps its bytes with
+//! its MOVED bit set, so readers know to look in `next`. When every slot has moved, `current`
+//! switches to the new table and the old one is retired. No single operation copies more than
+//! [`MIGRATE_CHUNK`] slots, except `clear`, `retain`, `shrink_to_fit` and `try_reserve`, which
+//! finish a running migration first.
 
 pub(crate) mod group;
 pub(crate) mod node;
 pub(crate) mod table;
 
 mod iter;
-mod slab;
 
 pub(crate) use iter::Cursor;
 
@@ -37,14 +41,11 @@ use crate::reclaim::{Collector, Guard, collector};
 use crate::sync::{AtomicPtr, AtomicUsize, Mutex, MutexGuard, Ordering};
 use crossbeam_utils::CachePadded;
 use equivalent::Equivalent;
-use group::EMPTY;
-use node::{Node, is_moved, moved, untagged};
-use slab::{Pool, Slab};
-use std::alloc::Layout;
+use node::Node;
 use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
+use std::mem::needs_drop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::ptr::NonNull;
 use table::{Lookup, MIN_CAPACITY, Slot, Table};
 
 /// Old-table slot positions (see `table.rs`; 7 slots per 8) a write moves to the new table
@@ -59,18 +60,18 @@ pub(crate) const MIGRATE_CHUNK: usize = 128;
 #[cfg(loom)]
 pub(crate) const MIGRATE_CHUNK: usize = 2;
 
-/// How far ahead of its moves a migration prefetches nodes, and their target groups (in slot
-/// positions; see [`RawMap::prefetch_move`]).
-const NODE_AHEAD: usize = 16;
+/// How far ahead of its moves a migration prefetches their target slots (in slot positions;
+/// see [`RawMap::prefetch_move`]).
 const TARGET_AHEAD: usize = 8;
 
-/// Nodes a shard's writer unlinks before it hands them to reclamation, as one object.
+/// Removed or replaced entries (of types that need dropping) a shard's writer gathers before it
+/// hands them to reclamation, as one object.
 ///
-/// Retiring each node with seize cost about 90 instructions per remove or replace (a
+/// Retiring each with seize would cost about 90 instructions per remove or replace (a
 /// thread-local lookup, a batch push, and a share of a process-wide barrier per batch); a
-/// batch of nodes queued under the shard lock costs a few. A removed node thus waits for at
-/// most `RETIRE_BATCH - 1` later removals in its shard (or for `flush_removed`, `clear`, the
-/// shard emptying, or the map dropping) before its grace period starts.
+/// batch queued under the shard lock costs a few. A removed entry thus waits for at most
+/// `RETIRE_BATCH - 1` later removals in its shard (or for `flush_removed`, `clear`, the shard
+/// emptying, or the map dropping) before its grace period starts.
 #[cfg(not(loom))]
 const RETIRE_BATCH: usize = 32;
 /// Small under loom, so that the models cover both a queued and a handed-over node.
@@ -84,7 +85,7 @@ pub(crate) struct RawMap<K, V, S> {
     pub(crate) hasher: S,
     collector: Collector,
     /// The map owns `K`s and `V`s (drop check), and its auto traits are replaced by the explicit
-    /// impls below: the node pointers inside would otherwise make it `Send` and `Sync` for any
+    /// impls below: the table pointers inside would otherwise make it `Send` and `Sync` for any
     /// `K` and `V`.
     _owns: PhantomData<(Box<Node<K, V>>, *const ())>,
 }
@@ -110,6 +111,13 @@ struct Shard<K, V> {
     writer: Mutex<Writer<K, V>>,
 }
 
+/// What a removal (the entry) or a change of value (the old value; the key stays, with the new
+/// entry) takes out of a slot, to drop after a grace period.
+enum Dead<K, V> {
+    Entry(Node<K, V>),
+    Value(V),
+}
+
 /// What only the shard's writer touches.
 struct Writer<K, V> {
     /// The table writes go to: `current`, or during a migration `current.next`.
@@ -123,17 +131,16 @@ struct Writer<K, V> {
     cursor: usize,
     /// Whether a migration runs (`current != newest`).
     migrating: bool,
-    /// Nodes unlinked from every table, not yet handed to reclamation (see [`RETIRE_BATCH`]).
-    /// Invariant: each came from `Node::allocate`, is reachable only by guards that were active
-    /// when it was unlinked, and appears here or in `deferred` once.
-    retired: Vec<*mut Node<K, V>>,
-    /// Nodes unlinked from `newest` while a migration runs. The old table, still `current`,
-    /// may keep such a node's MOVED mark, which readers follow into the node (to compare its
-    /// key) before they look at the mark; so these wait until the old table is no longer
-    /// `current`, and join `retired` then.
-    deferred: Vec<*mut Node<K, V>>,
-    /// Where the shard's nodes live.
-    slab: Slab,
+    /// Keys and values taken out of slots marked DELETED or FORWARDED, not yet handed to
+    /// reclamation (see [`RETIRE_BATCH`]). Invariant: the slots' bytes (which readers may still
+    /// hold) alias them, so they are dropped only once every guard that could have seen the
+    /// slot FULL is gone; empty for types that need no drop.
+    retired: Vec<Dead<K, V>>,
+    /// What was taken out of `newest` while a migration runs. The old table, still `current`,
+    /// may keep such an entry's MOVED copy, whose key readers compare before they look at the
+    /// MOVED bit; so these wait until the old table is no longer `current`, and join `retired`
+    /// then.
+    deferred: Vec<Dead<K, V>>,
 }
 
 impl<K, V> Writer<K, V> {
@@ -146,52 +153,48 @@ impl<K, V> Writer<K, V> {
             migrating: false,
             retired: Vec::new(),
             deferred: Vec::new(),
-            slab: Slab::new(Layout::new::<Node<K, V>>()),
         }
     }
 
-    /// Queues `node`, just unlinked from the shard's newest table, for reclamation: at once,
-    /// or, while a migration runs, once it ends (see `deferred`).
-    ///
-    /// # Safety
-    /// `node` came from `Node::allocate`, no table links it any more except, as a MOVED mark,
-    /// the old table of a running migration, and it is not queued yet.
+    /// Drops `dead`, just taken out of a slot of the shard's newest table that is now marked
+    /// DELETED or FORWARDED, once no reader can hold that slot's bytes: after a grace period,
+    /// or, while a migration runs, after its end and then a grace period (see `deferred`). A
+    /// type that needs no drop has nothing to wait for.
     #[inline]
-    unsafe fn retire(&mut self, node: *mut Node<K, V>, guard: &impl Guard) {
+    fn retire(&mut self, dead: Dead<K, V>, guard: &impl Guard) {
+        if !needs_drop::<Dead<K, V>>() {
+            return;
+        }
         if self.migrating {
-            self.deferred.push(node);
+            self.deferred.push(dead);
             return;
         }
         if self.retired.capacity() == 0 {
             self.retired.reserve_exact(RETIRE_BATCH);
         }
-        self.retired.push(node);
+        self.retired.push(dead);
         if self.retired.len() >= RETIRE_BATCH {
             self.hand_over(guard);
         }
     }
 
-    /// Hands the queued nodes to reclamation as one batch: freed once every guard active now
-    /// has ended (every guard that could have loaded one of them was active when it was
-    /// unlinked, which was no later than now).
+    /// Hands the queued entries to reclamation as one batch: dropped once every guard active
+    /// now has ended (every guard that could have seen one of their slots FULL was active when
+    /// the slot was marked DELETED, which was no later than now).
     fn hand_over(&mut self, guard: &impl Guard) {
         if self.retired.is_empty() {
             return;
         }
-        let batch = Box::into_raw(Box::new(Retired {
-            nodes: std::mem::take(&mut self.retired),
-            pool: self.slab.pool(),
-        }));
-        // Safety: the batch is ours alone; its nodes satisfy `reclaim_batch`'s contract by the
-        // invariant on `retired` (all from this shard's current slab, whose pool lives while
-        // they are out), and guards created from now on cannot reach them.
+        let batch = Box::into_raw(Box::new(std::mem::take(&mut self.retired)));
+        // Safety: the batch is ours alone, and guards created from now on cannot reach the
+        // slots its entries were taken from (they are DELETED, and so skipped by every probe).
         unsafe { guard.defer_retire(batch, reclaim_batch::<K, V>) };
     }
 }
 
-// Safety: `newest`, `retired` and `deferred` point into tables and nodes the shard owns, and
-// `slab` to its memory; they are only used by the thread holding the writer lock, which is
-// what moving `Writer` between threads amounts to (the nodes' `K` and `V` move with them).
+// Safety: `newest` points to a table the shard owns, and is only used by the thread holding the
+// writer lock, which is what moving `Writer` between threads amounts to; the queued entries'
+// `K` and `V` move with it.
 unsafe impl<K: Send, V: Send> Send for Writer<K, V> {}
 
 impl<K, V, S> RawMap<K, V, S> {
@@ -254,14 +257,16 @@ impl<K, V, S> RawMap<K, V, S> {
             .sum()
     }
 
-    /// Entries the shards' newest tables hold before they grow.
+    /// Entries the shards' newest tables hold before they migrate: their entries, and the
+    /// unused slots left before the load limit.
     pub(crate) fn capacity(&self) -> usize {
         self.shards
             .iter()
             .map(|shard| {
                 let writer = shard.writer.lock();
                 // Safety: `newest` is owned by the shard and we hold its lock.
-                unsafe { &*writer.newest }.max_used()
+                let max_used = unsafe { &*writer.newest }.max_used();
+                writer.live + max_used.saturating_sub(writer.used)
             })
             .sum()
     }
@@ -311,7 +316,7 @@ impl<K, V, S> RawMap<K, V, S> {
             let t = unsafe { &*table };
             match t.lookup(hash, key, guard) {
                 Lookup::Found(node) => return Some(node),
-                // Moved: the node's copy is in `next`, published before the MOVED mark we saw.
+                // Moved: the entry's copy is in `next`, published before the MOVED bit we saw.
                 // Absent: a migration may have put the key in `next` directly.
                 Lookup::Moved | Lookup::Absent => {
                     // Acquire: pairs with the Release store that linked the next table.
@@ -422,7 +427,7 @@ impl<K, V, S> RawMap<K, V, S> {
         let end = writer.cursor.saturating_add(count).min(old_table.end());
         for position in writer.cursor..end {
             if Table::<K, V>::is_slot(position) {
-                Self::prefetch_move(old_table, position + NODE_AHEAD, new_table);
+                Self::prefetch_move(old_table, position + TARGET_AHEAD, new_table);
                 Self::move_slot(old_table, position, new_table, writer);
             }
         }
@@ -435,20 +440,17 @@ impl<K, V, S> RawMap<K, V, S> {
             writer.migrating = false;
             // Safety: `old` is no longer `current`, so guards created from now on cannot reach
             // it; it was allocated by `Table::try_new` as a Box, which `reclaim_table` frees
-            // without touching the nodes (they live on in the new table).
+            // (every slot is MOVED or DELETED: it owns no entry).
             unsafe { guard.defer_retire(old, reclaim_table::<K, V>) };
-            // The nodes unlinked during the migration are now out of every table that guards
-            // created from now on can reach.
-            for node in std::mem::take(&mut writer.deferred) {
-                // Safety: each was unlinked from `newest`, and the only other table that could
-                // link it (`old`) is unreachable for new guards; queued once (moved out of
-                // `deferred`).
-                unsafe { writer.retire(node, guard) };
+            // The entries taken out during the migration are now out of every table that
+            // guards created from now on can reach.
+            for dead in std::mem::take(&mut writer.deferred) {
+                writer.retire(dead, guard);
             }
         }
     }
 
-    /// Moves `key`'s node to the new table ahead of the cursor, so the write can go there.
+    /// Moves `key`'s entry to the new table ahead of the cursor, so the write can go there.
     fn migrate_key<Q>(shard: &Shard<K, V>, writer: &mut Writer<K, V>, hash: u64, key: &Q)
     where
         Q: Equivalent<K> + ?Sized,
@@ -459,69 +461,56 @@ impl<K, V, S> RawMap<K, V, S> {
         let old_table = unsafe { &*old };
         // Safety: as above.
         let new_table = unsafe { &*writer.newest };
-        if let Some(Slot::Occupied { index, .. }) = old_table.find_for_write(hash, key) {
+        if let Some(Slot::Occupied { index }) = old_table.find_for_write(hash, key) {
             Self::move_slot(old_table, index, new_table, writer);
         }
     }
 
-    /// Starts loading what the move of the slot at `position` will need: its node now, and the
-    /// node's target group in `new` once the node has arrived (from the prefetch issued
-    /// [`NODE_AHEAD`] - [`TARGET_AHEAD`] positions earlier). A migration reads every node for
-    /// its hash, in table order, which is random in memory: without this, each move waited for
-    /// a DRAM miss, about 40% of a rapid-grow run's time.
+    /// Starts loading the target slot in `new` of the entry at `position`, [`TARGET_AHEAD`]
+    /// positions before its move. (The old table is read in order, which the CPU's own
+    /// prefetcher follows; the targets are random in memory.)
     #[inline]
     fn prefetch_move(old: &Table<K, V>, position: usize, new: &Table<K, V>) {
-        if position < old.end() && Table::<K, V>::is_slot(position) {
-            let ptr = old.slot(position);
-            if !ptr.is_null() {
-                table::prefetch(untagged(ptr));
-            }
-        }
-        let target = position - (NODE_AHEAD - TARGET_AHEAD);
-        if target < old.end() && Table::<K, V>::is_slot(target) {
-            let ptr = old.slot(target);
-            if !ptr.is_null() && !is_moved(ptr) {
-                // Safety: a live node in a table of the locked shard; it cannot be retired
-                // meanwhile.
-                new.prefetch_group(unsafe { &*ptr }.hash);
-            }
+        if position < old.end() && Table::<K, V>::is_slot(position) && old.holds_entry(position) {
+            // Safety: a FULL slot of the locked shard's table.
+            new.prefetch_group(unsafe { old.node(position) }.hash);
         }
     }
 
-    /// Copies slot `index` of `old` into `new` and marks it MOVED.
+    /// Moves the entry of slot `index` of `old` into `new` and marks the slot MOVED.
     fn move_slot(old: &Table<K, V>, index: usize, new: &Table<K, V>, writer: &mut Writer<K, V>) {
-        let ptr = old.slot(index);
-        if ptr.is_null() || is_moved(ptr) {
+        if !old.holds_entry(index) {
             return;
         }
-        // Safety: a live node in a table of the locked shard; it cannot be retired meanwhile.
-        let hash = unsafe { &*ptr }.hash;
-        let target = new.find_free(hash).expect(
+        // Safety: a FULL slot of the locked shard's table.
+        let hash = unsafe { old.node(index) }.hash;
+        let target = new.find_empty(hash).expect(
             "lanemap internal error: a migration target ran out of room; \
              it is sized for the old table's entries plus one chunk of writes",
         );
-        if new.publish(target, ptr, group::tag(hash)) {
-            writer.used += 1;
-        }
-        // After the copy is published: a reader that sees MOVED finds the node in `new`.
-        #[cfg(not(lanemap_broken_publish))]
-        old.set_slot(index, moved(ptr));
-        // The loom models' teeth: a Relaxed MOVED mark, so a reader that sees it may not see the
-        // node's copy in `new`.
-        #[cfg(lanemap_broken_publish)]
-        old.set_slot_relaxed(index, moved(ptr));
+        // Safety: FULL and not MOVED, under the lock; marked MOVED below, so the old table
+        // never drops it (its copy in `new` owns the key and value from now on).
+        let node = unsafe { old.take(index) };
+        new.publish(target, node, group::tag(hash));
+        writer.used += 1;
+        // After the copy is published: a reader that sees MOVED finds the entry in `new`.
+        old.mark_moved(index);
     }
 
-    /// The capacity a migration target needs: the live entries, plus the inserts that may
-    /// arrive before the migration ends (one per chunk of the old table's `old_end`
-    /// positions), at the load limit.
+    /// The capacity a migration target needs: the live entries with half as many again to
+    /// spare, plus the writes that may arrive before the migration ends (one per chunk of the
+    /// old table's `old_end` positions), at the load limit.
+    ///
+    /// The spare half bounds the cost of tombstones: a table migrates again only after as many
+    /// inserts and changes of value as half its entries, so moving entries costs at most two
+    /// moves per write, amortised.
     fn migration_capacity(writer: &Writer<K, V>, old_end: usize) -> Result<usize, TryReserveError> {
-        let entries = writer.live + old_end.div_ceil(MIGRATE_CHUNK) + 1;
+        let entries = writer.live + writer.live / 2 + old_end.div_ceil(MIGRATE_CHUNK) + 1;
         Table::<K, V>::capacity_for(entries)
     }
 
-    /// Hands every shard's queued removed nodes to reclamation now (see [`RETIRE_BATCH`]),
-    /// finishing a running migration first: the nodes removed during it wait for its end.
+    /// Hands every shard's queued removed entries to reclamation now (see [`RETIRE_BATCH`]),
+    /// finishing a running migration first: the entries removed during it wait for its end.
     pub(crate) fn hand_over_removed(&self, guard: &impl Guard) {
         for shard in self.shards.iter() {
             let mut writer = shard.writer.lock();
@@ -541,8 +530,8 @@ impl<K, V, S> RawMap<K, V, S> {
         }
     }
 
-    /// Replaces the shard's tables by one empty minimum-size table and retires the old ones
-    /// with their nodes.
+    /// Replaces the shard's tables by one empty minimum-size table and retires the old one with
+    /// its entries.
     fn reset(shard: &Shard<K, V>, writer: &mut Writer<K, V>, guard: &impl Guard) {
         if Self::migrating(shard, writer) {
             Self::finish_migration(shard, writer, guard);
@@ -560,20 +549,10 @@ impl<K, V, S> RawMap<K, V, S> {
         writer.cursor = 0;
         // The shard holds nothing now: let what it removed go too.
         writer.hand_over(guard);
-        let old = Box::into_raw(Box::new(RetiredTable {
-            table: old,
-            pool: writer.slab.pool(),
-        }));
         // Safety: the table is no longer reachable from `current`, it has no `next` (no
-        // migration runs), and its nodes are reachable only through it and come from the
-        // shard's current slab; `reclaim_table_and_nodes` frees exactly those.
-        unsafe { guard.defer_retire(old, reclaim_table_and_nodes::<K, V>) };
-        // Every node of the shard is on its way back to the slab: start a fresh one, so that
-        // the old chunks are freed once reclamation has returned the last of them (unless the
-        // slab has only its first, small chunk: then keep it for the next inserts).
-        if writer.slab.chunks() > 1 {
-            writer.slab.abandon();
-        }
+        // migration runs), and it was allocated by `Table::try_new` as a Box; freeing it drops
+        // the entries it owns.
+        unsafe { guard.defer_retire(old, reclaim_table::<K, V>) };
     }
 
     /// Keeps the entries for which `keep` returns true, one shard at a time.
@@ -591,12 +570,11 @@ impl<K, V, S> RawMap<K, V, S> {
             // Safety: `newest` is owned by the shard and we hold its lock.
             let table = unsafe { &*writer.writer.newest };
             for index in table.positions() {
-                let ptr = table.slot(index);
-                if ptr.is_null() {
+                if !table.holds_entry(index) {
                     continue;
                 }
-                // Safety: a live node of the locked shard's newest table (no MOVED marks there).
-                let node = unsafe { &*ptr };
+                // Safety: a FULL slot of the locked shard's newest table.
+                let node = unsafe { table.node(index) };
                 if !keep(&node.key, &node.value) {
                     Self::erase(table, index, writer.writer, guard);
                 }
@@ -607,18 +585,16 @@ impl<K, V, S> RawMap<K, V, S> {
         }
     }
 
-    /// Removes the node in slot `index` of the writer's newest table and retires it.
+    /// Removes the entry in the FULL slot `index` of the writer's newest table and retires its
+    /// key and value.
     #[inline]
     fn erase(table: &Table<K, V>, index: usize, writer: &mut Writer<K, V>, guard: &impl Guard) {
-        let ptr = table.slot(index);
-        if table.unpublish(index) {
-            writer.used -= 1;
-        }
+        // Safety: a FULL slot of the newest table (no MOVED bits there), under the lock; it is
+        // marked DELETED right after, so the table never drops the entry too.
+        let node = unsafe { table.take(index) };
+        table.unpublish(index);
         writer.live -= 1;
-        // Safety: the node is unlinked from the writer's newest table; the only other table
-        // that can link it is a running migration's old one, as a MOVED mark, which `retire`
-        // waits out. It came from `Node::allocate` and, being linked until now, was not queued.
-        unsafe { writer.retire(ptr, guard) };
+        writer.retire(Dead::Entry(node), guard);
     }
 
     /// Makes room for `additional` more entries in every shard, spread evenly.
@@ -636,7 +612,9 @@ impl<K, V, S> RawMap<K, V, S> {
                 .ok_or(TryReserveError::CapacityOverflow)?;
             let capacity = Table::<K, V>::capacity_for(wanted)?;
             // Safety: `newest` is owned by the shard and we hold its lock.
-            if capacity > unsafe { &*writer.newest }.capacity() {
+            let max_used = unsafe { &*writer.newest }.max_used();
+            // Room means unused slots: tombstones do not count.
+            if writer.used.saturating_add(per_shard) > max_used {
                 Self::start_migration(shard, &mut writer, capacity, guard)?;
                 Self::finish_migration(shard, &mut writer, guard);
             }
@@ -684,20 +662,22 @@ pub(crate) struct Locked<'m, 'g, K, V, G> {
     writer: MutexGuard<'m, Writer<K, V>>,
     guard: &'g G,
     hash: u64,
-    /// In `writer.newest`; `None` only if the key is absent and the table has no free slot.
-    slot: Option<Slot<K, V>>,
+    /// In `writer.newest`; `None` if the key is absent and no EMPTY slot is on its path, or
+    /// after a removal.
+    slot: Option<Slot>,
 }
 
 impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
-    /// The key's current node.
+    /// The key's current entry.
     #[inline]
     pub(crate) fn node(&self) -> Option<&'g Node<K, V>> {
-        match self.slot {
-            // Safety: a live node of the locked shard; if this writer retires it later, the
-            // guard (alive for 'g) still keeps it allocated.
-            Some(Slot::Occupied { node, .. }) => Some(unsafe { &*node }),
-            _ => None,
-        }
+        let Some(Slot::Occupied { index }) = self.slot else {
+            return None;
+        };
+        // Safety: a FULL slot of the newest table; the table stays allocated while the guard
+        // lives (it was reachable from the shard while the guard was active, and is freed only
+        // after every such guard is gone), and the entry's bytes stay unchanged.
+        Some(unsafe { self.table().node_for_guard(index, self.guard) })
     }
 
     fn table(&self) -> &Table<K, V> {
@@ -705,7 +685,7 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
         unsafe { &*self.writer.newest }
     }
 
-    /// Inserts a node for the absent key (growing the table first if it is full).
+    /// Inserts an entry for the absent key (growing the table first if it is full).
     ///
     /// # Panics
     /// If the key is present (a bug in the caller), or the table cannot grow.
@@ -715,98 +695,122 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
         K: Eq,
     {
         let index = match self.slot {
-            Some(Slot::Vacant { index })
-                if self.table().ctrl_byte(index) != EMPTY
-                    || self.writer.used < self.table().max_used() =>
-            {
-                index
-            }
+            Some(Slot::Vacant { index }) if self.writer.used < self.table().max_used() => index,
             Some(Slot::Occupied { .. }) => unreachable!("insert into an occupied slot"),
-            _ => self.grow(&key),
+            _ => match self.make_room(&key) {
+                Slot::Vacant { index } => index,
+                Slot::Occupied { .. } => unreachable!("insert into an occupied slot"),
+            },
         };
         let hash = self.hash;
-        let ptr = Node::allocate(Node { hash, key, value }, &mut self.writer.slab);
         let table = self.table();
-        let was_empty = table.publish(index, ptr, group::tag(hash));
-        self.writer.used += usize::from(was_empty);
+        table.publish(index, Node { key, value, hash }, group::tag(hash));
+        self.writer.used += 1;
         self.writer.live += 1;
-        self.slot = Some(Slot::Occupied { index, node: ptr });
-        // Safety: just published in the locked shard; see `node`.
-        unsafe { &*ptr }
+        self.slot = Some(Slot::Occupied { index });
+        // Safety: just published in the newest table; see `node`.
+        unsafe { self.table().node_for_guard(index, self.guard) }
     }
 
-    /// Starts a migration into a table with room for one more, and finds the key's free slot
-    /// there.
+    /// Finds the key's slot again after making sure the newest table has an unused slot to
+    /// spare: migrating into a fresh table (with room, and without tombstones) if it has none,
+    /// and moving the key's entry there first.
     #[cold]
-    fn grow(&mut self, key: &K) -> usize
+    fn make_room<Q>(&mut self, key: &Q) -> Slot
+    where
+        Q: Equivalent<K> + ?Sized,
+    {
+        let shard = self.shard;
+        if self.writer.used >= self.table().max_used() {
+            let (old_capacity, old_end) = (self.table().capacity(), self.table().end());
+            let started = RawMap::<K, V, ()>::migration_capacity(&self.writer, old_end).and_then(
+                |capacity| {
+                    RawMap::<K, V, ()>::start_migration(
+                        shard,
+                        &mut self.writer,
+                        capacity,
+                        self.guard,
+                    )
+                },
+            );
+            if let Err(error) = started {
+                panic!(
+                    "lanemap: HashMap could not grow a shard past {old_capacity} slots: {error}"
+                );
+            }
+            RawMap::<K, V, ()>::migrate_for_write(
+                shard,
+                &mut self.writer,
+                self.hash,
+                key,
+                self.guard,
+            );
+        }
+        let slot = self.table().find_for_write(self.hash, key);
+        slot.expect("lanemap internal error: a table under its load limit has an EMPTY slot")
+    }
+
+    /// Gives the key a new value, keeping its key (as `std`'s `insert` does), and returns the
+    /// old entry (valid while the guard lives).
+    #[inline]
+    pub(crate) fn replace(&mut self, value: V) -> &'g Node<K, V>
     where
         K: Eq,
     {
-        let shard = self.shard;
-        let (old_capacity, old_end) = {
-            // Safety: `newest` is owned by the shard and we hold its lock.
-            let old = unsafe { &*self.writer.newest };
-            (old.capacity(), old.end())
-        };
-        let capacity =
-            RawMap::<K, V, ()>::migration_capacity(&self.writer, old_end).and_then(|capacity| {
-                RawMap::<K, V, ()>::start_migration(shard, &mut self.writer, capacity, self.guard)
-            });
-        if let Err(error) = capacity {
-            panic!("lanemap: HashMap could not grow a shard past {old_capacity} slots: {error}");
-        }
-        RawMap::<K, V, ()>::migrate_chunk(shard, &mut self.writer, self.guard);
-        match self.table().find_for_write(self.hash, key) {
-            Some(Slot::Vacant { index }) => index,
-            _ => unreachable!("a fresh migration target has room and lacks the key"),
-        }
-    }
-
-    /// Replaces the key's node with `node` (same key), returning the old node.
-    #[inline]
-    pub(crate) fn replace(&mut self, key: K, value: V) -> &'g Node<K, V> {
-        let Some(Slot::Occupied { index, node: old }) = self.slot else {
+        let Some(Slot::Occupied { mut index }) = self.slot else {
             unreachable!("replace of an absent key")
         };
-        let ptr = Node::allocate(
-            Node {
-                hash: self.hash,
-                key,
-                value,
-            },
-            &mut self.writer.slab,
+        if self.writer.used >= self.table().max_used() {
+            // Safety: the key's FULL slot; see `node`.
+            let key = &unsafe { self.table().node_for_guard(index, self.guard) }.key;
+            let Slot::Occupied { index: moved } = self.make_room(key) else {
+                unreachable!("a migration lost a key")
+            };
+            index = moved;
+        }
+        let hash = self.hash;
+        let table = self.table();
+        let new = table.find_replacement(hash, index).expect(
+            "lanemap internal error: a table under its load limit has an EMPTY slot on every path",
         );
-        self.table().set_slot(index, ptr);
-        self.slot = Some(Slot::Occupied { index, node: ptr });
-        // Safety: `old` is unlinked from the newest table (its slot now holds `ptr`); the only
-        // other table that can link it is a running migration's old one, as a MOVED mark, which
-        // `retire` waits out. From `Node::allocate`, and not queued before (it was linked).
-        unsafe { self.writer.retire(old, self.guard) };
-        // Safety: `guard` was active when `old` was unlinked, so whichever guard hands `old`'s
-        // batch over, reclamation waits for `guard`, which lives for 'g.
-        unsafe { &*old }
+        // Safety: the key's FULL slot in the newest table, under the lock; marked DELETED or
+        // FORWARDED just below, so the table never drops the old entry too.
+        let Node {
+            key,
+            value: old_value,
+            hash: _,
+        } = unsafe { table.take(index) };
+        table.publish_replacing(new, Node { key, value, hash }, group::tag(hash), index);
+        self.writer.used += 1;
+        self.slot = Some(Slot::Occupied { index: new });
+        self.writer.retire(Dead::Value(old_value), self.guard);
+        // Safety: the old slot was FULL while `guard` was active, so the table (and the old
+        // entry's bytes) stay for 'g; its value is dropped only after `guard` ends, and its key
+        // lives on in the new entry.
+        unsafe { self.table().node_for_guard(index, self.guard) }
     }
 
-    /// Removes the key, returning its node (valid while the guard lives).
+    /// Removes the key, returning its entry (valid while the guard lives).
     #[inline]
     pub(crate) fn remove(&mut self) -> &'g Node<K, V> {
-        let Some(Slot::Occupied { index, node }) = self.slot else {
+        let Some(Slot::Occupied { index }) = self.slot else {
             unreachable!("remove of an absent key")
         };
         // Safety: `newest` is owned by the shard and we hold its lock.
         let table = unsafe { &*self.writer.newest };
         RawMap::<K, V, ()>::erase(table, index, &mut self.writer, self.guard);
-        self.slot = Some(Slot::Vacant { index });
+        self.slot = None;
+        // Safety: as in `replace`: the slot was FULL while `guard` was active.
+        let removed = unsafe { table.node_for_guard(index, self.guard) };
         if self.writer.live == 0 {
             // The shard is empty: give its memory back at once, unless it holds no more than
-            // an empty shard starts with (a shard going from one entry to none and back
-            // would otherwise pay for a new table and slab each time).
+            // an empty shard starts with and has room left (a shard going from one entry to
+            // none and back would otherwise pay for a new table each time).
             if table.capacity() > MIN_CAPACITY
-                || self.writer.slab.chunks() > 1
+                || self.writer.used >= table.max_used()
                 || RawMap::<K, V, ()>::migrating(self.shard, &self.writer)
             {
                 RawMap::<K, V, ()>::reset(self.shard, &mut self.writer, self.guard);
-                self.slot = None;
             }
         } else if self.writer.live < table.capacity() / 16
             && table.capacity() > MIN_CAPACITY
@@ -823,12 +827,9 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
                     capacity,
                     self.guard,
                 );
-                self.slot = None;
             }
         }
-        // Safety: queued in `erase` while `guard` was active, so it stays allocated for 'g (see
-        // `replace`).
-        unsafe { &*node }
+        removed
     }
 }
 
@@ -854,155 +855,51 @@ impl<K, V> Drop for LenOnDrop<'_, '_, K, V> {
 
 impl<K, V, S> Drop for RawMap<K, V, S> {
     fn drop(&mut self) {
-        // First let reclamation run every retired batch, while the shards, and with them the
-        // slabs the batches give their blocks back to, are still alive.
+        // First let reclamation run every retired batch and table.
         // Safety: `&mut self`: no guard of this map's collector is alive on any thread, and
         // the map's reclaimers do not enter guards.
         unsafe { self.collector.reclaim_all() };
         for shard in self.shards.iter_mut() {
             // Relaxed: `&mut self` already excludes every other thread.
             let current = shard.current.load(Ordering::Relaxed);
-            let newest = shard.writer.get_mut().newest;
-            if current != newest {
-                // Safety: `&mut self`: no reader or writer is left. The old table's unmoved
-                // nodes are only in it; its moved ones are freed with the newest table.
-                unsafe { free_table(current, |ptr| !is_moved(ptr), |_| {}) };
-            }
-            // Safety: as above; the newest table holds no MOVED marks.
-            unsafe { free_table(newest, |_| true, |_| {}) };
             let writer = shard.writer.get_mut();
-            for node in std::mem::take(&mut writer.retired)
-                .into_iter()
-                .chain(std::mem::take(&mut writer.deferred))
-            {
-                // Safety: queued nodes are unlinked from the tables freed above (a deferred
-                // one's MOVED mark in `current` was skipped), from `Node::allocate`, queued
-                // once, and no guard is left to reach them.
-                unsafe { drop_node(node) };
+            if current != writer.newest {
+                // Safety: `&mut self`: no reader or writer is left; a Box from `Table::try_new`.
+                // It drops the entries not yet moved; the moved ones go with the newest table.
+                drop(unsafe { Box::from_raw(current) });
             }
-        }
-        // The slabs' chunks are freed with the shards, after this.
-    }
-}
-
-/// Frees a table and drops the nodes in it that `owns` accepts, calling `freed` with each
-/// dropped node's block.
-///
-/// # Safety
-/// No thread can reach `table` or those nodes any more; the table is a Box, the nodes come
-/// from `Node::allocate`.
-unsafe fn free_table<K, V>(
-    table: *mut Table<K, V>,
-    owns: impl Fn(*mut Node<K, V>) -> bool,
-    mut freed: impl FnMut(NonNull<u8>),
-) {
-    // Safety: the caller guarantees exclusive ownership of a Box-allocated table.
-    let table = unsafe { Box::from_raw(table) };
-    for index in table.positions() {
-        let ptr = table.slot(index);
-        if !ptr.is_null() && owns(ptr) {
-            let node = untagged(ptr);
-            // Safety: the caller guarantees the accepted nodes are ours alone.
-            unsafe { drop_node(node) };
-            // Safety: non-null (checked above; untagging keeps it so).
-            freed(unsafe { NonNull::new_unchecked(node) }.cast());
+            // Safety: as above.
+            drop(unsafe { Box::from_raw(writer.newest) });
+            drop_entries(std::mem::take(&mut writer.retired));
+            drop_entries(std::mem::take(&mut writer.deferred));
         }
     }
 }
 
-/// Drops a node's key and value in place, containing a panic from `K`'s or `V`'s `Drop`:
+/// Drops removed entries and values one by one, containing a panic from `K`'s or `V`'s `Drop`:
 /// reclamation runs at an unpredictable point on whichever thread ends the last guard, where a
-/// panic would tear through unrelated code. The block stays the caller's to give back.
-///
-/// # Safety
-/// `ptr` came from `Node::allocate`, no thread can reach it any more, and it is not dropped
-/// again.
-unsafe fn drop_node<K, V>(ptr: *mut Node<K, V>) {
-    // Safety: the caller's contract: a live node that no one else can reach. If `K`'s drop
-    // panics, `V` is still dropped by the unwinding drop glue.
-    let _ = catch_unwind(AssertUnwindSafe(|| unsafe { std::ptr::drop_in_place(ptr) }));
-}
-
-/// Blocks being linked for [`Pool::give_back`]: the first, the last, and how many.
-struct Chain(Option<(NonNull<u8>, NonNull<u8>, usize)>);
-
-impl Chain {
-    /// Adds an unused block at the front.
-    fn push(&mut self, block: NonNull<u8>) {
-        let (first, last, count) = match self.0 {
-            Some((first, last, count)) => {
-                // Safety: an unused slab block, at least a pointer large and aligned.
-                unsafe { block.cast::<*mut u8>().as_ptr().write(first.as_ptr()) };
-                (block, last, count + 1)
-            }
-            None => (block, block, 1),
-        };
-        self.0 = Some((first, last, count));
-    }
-
-    /// Gives the blocks back to `pool`.
-    ///
-    /// # Safety
-    /// As [`Pool::give_back`]: the blocks are unused blocks of `pool`, each given back once.
-    unsafe fn give_back(self, pool: *const Pool) {
-        if let Some((first, last, count)) = self.0 {
-            // Safety: the caller's contract.
-            unsafe { Pool::give_back(pool, first, last, count) };
-        }
+/// panic would tear through unrelated code.
+fn drop_entries<K, V>(entries: Vec<Dead<K, V>>) {
+    for dead in entries {
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(dead)));
     }
 }
 
-/// Nodes a shard retired together, and the pool their blocks go back to.
-struct Retired<K, V> {
-    nodes: Vec<*mut Node<K, V>>,
-    pool: *const Pool,
-}
-
-/// Reclaimer for a batch of removed or replaced nodes (see [`Writer::hand_over`]).
+/// Reclaimer for a batch of removed or replaced entries (see [`Writer::hand_over`]).
 ///
 /// # Safety
-/// `ptr` came from `Box::into_raw`; each node in it is as [`drop_node`] requires, listed once,
-/// and a block of the batch's pool.
-unsafe fn reclaim_batch<K, V>(ptr: *mut Retired<K, V>, _: &Collector) {
+/// `ptr` came from `Box::into_raw`, and no guard can reach the slots its entries came from.
+unsafe fn reclaim_batch<K, V>(ptr: *mut Vec<Dead<K, V>>, _: &Collector) {
     // Safety: the caller's contract; the collector calls this once no guard can reach them.
-    let batch = unsafe { Box::from_raw(ptr) };
-    let mut chain = Chain(None);
-    for &node in batch.nodes.iter() {
-        // Safety: as above.
-        unsafe { drop_node(node) };
-        // Safety: from `Node::allocate`, so non-null.
-        chain.push(unsafe { NonNull::new_unchecked(node) }.cast());
-    }
-    // Safety: the dropped nodes' blocks, each once, of the pool they were allocated from.
-    unsafe { chain.give_back(batch.pool) };
+    drop_entries(*unsafe { Box::from_raw(ptr) });
 }
 
-/// Reclaimer for an outgrown table whose nodes live on in the next table.
+/// Reclaimer for a table: an outgrown one (it owns no entries: all moved), or one emptied by
+/// `clear` or a removal (it drops the entries it holds).
 ///
 /// # Safety
 /// `ptr` came from `Box::into_raw` and no thread can reach it any more.
 unsafe fn reclaim_table<K, V>(ptr: *mut Table<K, V>, _: &Collector) {
     // Safety: the caller's contract.
     drop(unsafe { Box::from_raw(ptr) });
-}
-
-/// A table dropped by `clear` or emptied, with the pool its nodes' blocks go back to.
-struct RetiredTable<K, V> {
-    table: *mut Table<K, V>,
-    pool: *const Pool,
-}
-
-/// Reclaimer for a [`RetiredTable`]: frees the table, drops its nodes, gives their blocks back.
-///
-/// # Safety
-/// `ptr` came from `Box::into_raw`; neither its table nor the table's nodes can be reached any
-/// more, and the nodes are blocks of its pool.
-unsafe fn reclaim_table_and_nodes<K, V>(ptr: *mut RetiredTable<K, V>, _: &Collector) {
-    // Safety: the caller's contract.
-    let retired = unsafe { Box::from_raw(ptr) };
-    let mut chain = Chain(None);
-    // Safety: the caller's contract; a table retired by `reset` has no MOVED marks.
-    unsafe { free_table(retired.table, |_| true, |block| chain.push(block)) };
-    // Safety: the dropped nodes' blocks, each once, of the pool they came from.
-    unsafe { chain.give_back(retired.pool) };
 }

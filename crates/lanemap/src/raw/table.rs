@@ -2,39 +2,80 @@
 //!
 //! ```text
 //! Table
-//! ├── groups: [Group; power of two]      one 64-byte cache line each:
-//! │     ├── ctrl:  AtomicU64              7 control bytes + a pad byte (see group.rs)
-//! │     └── slots: [AtomicPtr<Node>; 7]   null, a node, or a node tagged MOVED
-//! └── next: AtomicPtr<Table>              the table this one is migrating into, set at most once
+//! ├── ctrl:    [AtomicU64; groups]           one control word per group of 7 slots (group.rs)
+//! ├── entries: [Node<K, V>; 7 * groups]      the slots' entries, inline (uninitialised if EMPTY)
+//! ├── origins: [AtomicU32; 7 * groups]      for the iterator: where a moved-on key first was
+//! └── next:    AtomicPtr<Table>              the table this one migrates into, set at most once
 //! ```
 //!
-//! A lookup thus touches one cache line of the table per probed group, plus the node: control
-//! bytes and pointers share the line.
+//! A lookup reads its group's control word, then the entry its tag points to. The control words
+//! take 8 bytes per 7 slots, so a large table's words stay in the CPU's cache when its entries
+//! do not: a hit in a table much larger than the cache costs about one miss (the entry), as in
+//! a single-threaded hashbrown table, where a table of pointers to entries costs two.
 //!
 //! Slots are named by *position* `8 * group + offset` (`offset < 7`), so that finding a slot's
-//! group is a shift rather than a division by 7; positions `8 * group + 7` name no slot.
+//! group is a shift rather than a division by 7; positions `8 * group + 7` name no slot. A
+//! slot's entry is `entries[7 * group + offset]`, that is `entries[position - group]`.
 //!
-//! Slot states as a reader sees them (ctrl byte, slot pointer):
+//! # Why a reader may keep a reference into the table
 //!
-//! | ctrl | slot | meaning |
+//! A slot's entry is written once, while the slot is EMPTY, before the control byte that makes
+//! it FULL (`Release`; readers load control words with `Acquire`). Nothing writes the entry
+//! again while the table lives:
+//!
+//! - a removal only marks the slot DELETED;
+//! - a change of value writes the new entry into another EMPTY slot and marks the old one
+//!   DELETED (or FORWARDED, see below), in the same store when both slots share a group;
+//! - DELETED slots are never used again: the tombstones go when the shard migrates into a fresh
+//!   table, as it does to grow;
+//! - a migration copies the entry into the next table and sets the slot's MOVED bit.
+//!
+//! So a `&Node` a reader takes stays valid and unchanged until the table is freed, which
+//! reclamation delays until the reader's guard is gone.
+//!
+//! # What iteration needs
+//!
+//! A walk over the table must report a key present throughout exactly once, even when its value
+//! changes meanwhile and the new entry goes to another slot.
+//!
+//! - Within a group, the iterator reads the control word once and reports the FULL slots of that
+//!   copy, in which the old slot and the new one (flipped by one store) are never both FULL.
+//! - Across groups, the key is reported at its *origin*: the slot it was first written to in this
+//!   table. When a change moves an origin's entry to a later group, the origin becomes
+//!   FORWARDED instead of DELETED, and the new slot's `origins` entry names it. The iterator
+//!   skips FULL slots that name an origin, and at a FORWARDED origin looks the key up (its bytes
+//!   are still there) and reports the entry it finds. Further moves pass the origin on, and the
+//!   removal of the key turns its origin DELETED, so a key inserted again later is a new origin.
+//!
+//! The origin's key bytes are the moved-on entry's: a change of value keeps the key it has (as
+//! `std`'s map does), and the removal that drops it first marks the origin DELETED.
+
+//! Who owns (and drops) a slot's key and value: the table, while the slot is FULL and not
+//! MOVED; a MOVED slot's belong to its copy in the next table; a DELETED slot's to whoever
+//! removed it (`RawMap` drops them after a grace period), except that a change of value hands the
+//! key on to the new entry. The bytes of a DELETED, FORWARDED or MOVED slot stay readable until
+//! the table is freed, for the readers that still hold them.
+//!
+//! Slot states as a reader sees them:
+//!
+//! | ctrl byte | MOVED bit | meaning |
 //! |---|---|---|
-//! | EMPTY | null | never used; ends a probe |
-//! | DELETED | null | tombstone |
-//! | tag | node | live entry |
-//! | tag | node + MOVED | entry copied to `next`; look there |
-//!
-//! A writer changes a slot only while holding its shard's lock. It publishes in the order
-//! "slot pointer, then control byte", each with `Release`, and readers load "control word, then
-//! slot pointer", each with `Acquire`; a reader that sees a tag therefore sees a node that is
-//! fully initialised (or a later one).
+//! | EMPTY | clear | never used; ends a probe |
+//! | DELETED | either | tombstone |
+//! | FORWARDED | either | tombstone; the key lives on in a later slot (for iteration) |
+//! | tag | clear | live entry |
+//! | tag | set | entry copied to `next`; look there |
 
 use super::group::{self, ALL_EMPTY, GROUP_SLOTS};
-use super::node::{Node, is_moved, untagged};
+use super::node::Node;
 use crate::error::TryReserveError;
 use crate::key_match;
 use crate::reclaim::Guard;
-use crate::sync::{AtomicPtr, AtomicU64, Ordering};
+use crate::sync::{AtomicPtr, AtomicU32, AtomicU64, Ordering, UnsafeCell};
 use equivalent::Equivalent;
+use std::marker::PhantomData;
+use std::mem::{MaybeUninit, needs_drop};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr::{self, NonNull};
 
 /// The smallest table: one group.
@@ -43,36 +84,52 @@ pub(crate) const MIN_CAPACITY: usize = GROUP_SLOTS;
 /// Positions per group (one more than its slots; see the module docs).
 const POSITIONS: usize = 8;
 
-/// A group's control word and slots, on one cache line.
-#[repr(C, align(64))]
-struct Group<K, V> {
-    ctrl: AtomicU64,
-    slots: [AtomicPtr<Node<K, V>>; GROUP_SLOTS],
-}
-
-#[cfg(all(not(loom), target_pointer_width = "64"))]
-const _: () = assert!(size_of::<Group<(), ()>>() == 64);
+/// A slot's entry: written while the slot is EMPTY, read after its control byte says FULL.
+type Entry<K, V> = UnsafeCell<MaybeUninit<Node<K, V>>>;
 
 pub(crate) struct Table<K, V> {
     /// Invariant: a power of two long, at least 1.
-    groups: Groups<K, V>,
+    ctrl: Zeroed<AtomicU64>,
+    /// Invariant: `GROUP_SLOTS * ctrl.len()` long.
+    entries: Zeroed<Entry<K, V>>,
+    /// For each slot: 0 if it is its key's origin, else the origin's position + 1.
+    /// Invariant: as long as `entries`; written while the slot is EMPTY, never changed.
+    origins: Zeroed<AtomicU32>,
     /// The table this one migrates into; null until a migration starts, then never changed.
     pub(crate) next: AtomicPtr<Table<K, V>>,
+    /// The table owns the keys and values of its FULL, unmoved slots (drop check).
+    _owns: PhantomData<Node<K, V>>,
 }
 
 /// Where a reader's probe for a key ended.
 pub(crate) enum Lookup<'g, K, V> {
     Found(&'g Node<K, V>),
-    /// The key's node was moved to `next`: continue there.
+    /// The key's entry was moved to `next`: continue there.
     Moved,
     /// No entry for the key in this table (it may still be in `next`, if there is one).
     Absent,
 }
 
-/// Where the writer's probe for a key ended.
-pub(crate) enum Slot<K, V> {
-    Occupied { index: usize, node: *mut Node<K, V> },
-    Vacant { index: usize },
+/// A slot as an iterator sees it.
+pub(crate) enum SlotState {
+    /// An entry, or (MOVED) one whose copy is in `next`.
+    Full { moved: bool },
+    /// An origin whose key moved on to a later slot (module docs).
+    Forwarded,
+    /// EMPTY or DELETED.
+    Unused,
+}
+
+/// Where the writer's probe for a key ended (slot positions).
+#[derive(Clone, Copy)]
+pub(crate) enum Slot {
+    Occupied {
+        index: usize,
+    },
+    /// The first EMPTY slot on the key's probe path.
+    Vacant {
+        index: usize,
+    },
 }
 
 impl<K, V> Table<K, V> {
@@ -85,8 +142,15 @@ impl<K, V> Table<K, V> {
             + 1;
         let groups = slots.div_ceil(GROUP_SLOTS).checked_next_power_of_two();
         let groups = groups.ok_or(TryReserveError::CapacityOverflow)?;
-        match groups.checked_mul(size_of::<Group<K, V>>()) {
-            Some(bytes) if bytes <= isize::MAX as usize => Ok(groups * GROUP_SLOTS),
+        let group_bytes = size_of::<AtomicU64>()
+            + GROUP_SLOTS * (size_of::<Entry<K, V>>() + size_of::<AtomicU32>());
+        match groups.checked_mul(group_bytes) {
+            // Positions below `u32::MAX`, so that `origins` can name them.
+            Some(bytes)
+                if bytes <= isize::MAX as usize && groups * POSITIONS < u32::MAX as usize =>
+            {
+                Ok(groups * GROUP_SLOTS)
+            }
             _ => Err(TryReserveError::CapacityOverflow),
         }
     }
@@ -95,22 +159,27 @@ impl<K, V> Table<K, V> {
     pub(crate) fn try_new(capacity: usize) -> Result<Box<Self>, TryReserveError> {
         let groups = capacity / GROUP_SLOTS;
         debug_assert!(groups.is_power_of_two() && groups * GROUP_SLOTS == capacity);
-        let groups = Groups::new(groups)?;
+        let ctrl = Zeroed::new(groups, || AtomicU64::new(ALL_EMPTY))?;
+        let entries = Zeroed::new(capacity, || UnsafeCell::new(MaybeUninit::uninit()))?;
+        let origins = Zeroed::new(capacity, || AtomicU32::new(0))?;
         Ok(Box::new(Self {
-            groups,
+            ctrl,
+            entries,
+            origins,
             next: AtomicPtr::new(ptr::null_mut()),
+            _owns: PhantomData,
         }))
     }
 
     #[inline]
     pub(crate) fn capacity(&self) -> usize {
-        self.groups.len() * GROUP_SLOTS
+        self.entries.len()
     }
 
-    /// One past the last position (of a slot or a pad).
+    /// One past the last position (of a slot or a MOVED byte).
     #[inline]
     pub(crate) fn end(&self) -> usize {
-        self.groups.len() * POSITIONS
+        self.ctrl.len() * POSITIONS
     }
 
     /// Whether `position` names a slot.
@@ -119,23 +188,42 @@ impl<K, V> Table<K, V> {
         position % POSITIONS < GROUP_SLOTS
     }
 
+    /// Whether `position` is its group's first.
+    #[inline]
+    pub(crate) fn starts_group(position: usize) -> bool {
+        position % POSITIONS == 0
+    }
+
     /// Every slot position, in order.
     pub(crate) fn positions(&self) -> impl Iterator<Item = usize> + use<K, V> {
         (0..self.end()).filter(|&position| Self::is_slot(position))
     }
 
-    /// The group of slot `index` and the slot's offset in it.
+    /// The control word of slot `index`'s group, and the slot's offset in it.
     #[inline]
-    fn locate(&self, index: usize) -> (&Group<K, V>, usize) {
+    fn locate(&self, index: usize) -> (&AtomicU64, usize) {
         debug_assert!(Self::is_slot(index));
-        (&self.groups[index / POSITIONS], index % POSITIONS)
+        (&self.ctrl[index / POSITIONS], index % POSITIONS)
     }
 
-    /// The atomic of slot `index`.
+    /// The entry cell of slot `index`.
     #[inline]
-    fn slot_atomic(&self, index: usize) -> &AtomicPtr<Node<K, V>> {
-        let (group, offset) = self.locate(index);
-        &group.slots[offset]
+    fn cell(&self, index: usize) -> &Entry<K, V> {
+        debug_assert!(Self::is_slot(index));
+        &self.entries[index - index / POSITIONS]
+    }
+
+    /// The entry of slot `index`, for as long as the caller can show the table lives.
+    ///
+    /// # Safety
+    /// The slot's control byte was seen FULL, with `Acquire` (a reader) or under the shard lock
+    /// (the writer), so the entry is initialised; it then stays so, unchanged, while the table
+    /// lives (see the module docs), and the caller keeps the table alive for `'a`.
+    #[inline]
+    unsafe fn entry<'a>(&self, index: usize) -> &'a Node<K, V> {
+        // Safety: the caller's contract (`MaybeUninit<T>` has `T`'s layout).
+        self.cell(index)
+            .with(|cell| unsafe { &*cell.cast::<Node<K, V>>() })
     }
 
     /// The most slots (live or tombstone) the table may use: 3/4 of them. (With 7 slots a group,
@@ -151,37 +239,28 @@ impl<K, V> Table<K, V> {
         &self,
         hash: u64,
         key: &Q,
-        guard: &'g impl Guard,
+        _guard: &'g impl Guard,
     ) -> Lookup<'g, K, V>
     where
         Q: Equivalent<K> + ?Sized,
     {
         let tag = group::tag(hash);
         // The probe sequence of `probe`, written out: this is the hottest loop of the crate.
-        let mask = self.groups.len() - 1;
+        let mask = self.ctrl.len() - 1;
         let mut group_index = hash as usize & mask;
         let mut stride = 0;
         loop {
-            // Safety: `group_index <= mask < groups.len()`.
-            let line = unsafe { self.groups.get_unchecked(group_index) };
-            // Acquire: pairs with the writer's Release store of this word, so the slot pointers
-            // written before it are visible below.
-            let group = line.ctrl.load(Ordering::Acquire);
+            // Safety: `group_index <= mask < ctrl.len()`.
+            let ctrl = unsafe { self.ctrl.get_unchecked(group_index) };
+            // Acquire: pairs with the writer's Release store of this word, so the entries
+            // written before it, and for a MOVED bit the entry's copy in `next`, are visible.
+            let group = ctrl.load(Ordering::Acquire);
             for offset in group::match_tag(group, tag) {
-                // Safety: matches are only reported for the `GROUP_SLOTS` slot bytes.
-                let slot = unsafe { line.slots.get_unchecked(offset) };
-                // Acquire: pairs with the Release store that published the node (or its MOVED
-                // mark), so its contents, and for a moved node its copy in `next`, are visible.
-                let ptr = guard.protect(slot, Ordering::Acquire);
-                if ptr.is_null() {
-                    continue;
-                }
-                // Safety: a non-null slot points to a node that was live when loaded; the node
-                // is retired only after being unlinked, and `guard` keeps it allocated until the
-                // guard is dropped, which outlives `'g`.
-                let node = unsafe { &*untagged(ptr) };
+                // Safety: tag matches are FULL bytes (group.rs), loaded with Acquire above; the
+                // caller's guard keeps the table, and so the entry, alive for 'g.
+                let node = unsafe { self.entry(group_index * POSITIONS + offset) };
                 if key_match::matches(&node.hash, &node.key, hash, key) {
-                    return if is_moved(ptr) {
+                    return if group::is_moved(group, offset) {
                         Lookup::Moved
                     } else {
                         Lookup::Found(node)
@@ -205,159 +284,332 @@ impl<K, V> Table<K, V> {
         !matches!(self.lookup(hash, key, guard), Lookup::Absent)
     }
 
-    /// Probes for `key`, as the writer (the shard lock held): the occupied slot, or the first free
-    /// one on the key's probe path.
+    /// Probes for `key`, as the writer (the shard lock held): its unmoved slot, or the first
+    /// EMPTY one on its probe path.
     ///
-    /// Returns `None` if the key is absent and no slot is free (the caller grows first).
-    pub(crate) fn find_for_write<Q>(&self, hash: u64, key: &Q) -> Option<Slot<K, V>>
+    /// Returns `None` only if the key is absent and no group on its path has an EMPTY slot.
+    pub(crate) fn find_for_write<Q>(&self, hash: u64, key: &Q) -> Option<Slot>
     where
         Q: Equivalent<K> + ?Sized,
     {
         let tag = group::tag(hash);
-        let mut free = None;
         // The probe sequence of `probe`, written out as in `lookup`: every write runs it.
-        let mask = self.groups.len() - 1;
+        let mask = self.ctrl.len() - 1;
         let mut group_index = hash as usize & mask;
         let mut stride = 0;
         loop {
-            // Safety: `group_index <= mask < groups.len()`.
-            let line = unsafe { self.groups.get_unchecked(group_index) };
+            // Safety: `group_index <= mask < ctrl.len()`.
+            let ctrl = unsafe { self.ctrl.get_unchecked(group_index) };
             // Relaxed: only the writer, who holds the shard lock, changes control words; the
             // lock orders this load after every earlier write.
-            let group = line.ctrl.load(Ordering::Relaxed);
+            let group = ctrl.load(Ordering::Relaxed);
             for offset in group::match_tag(group, tag) {
-                // Safety: matches are only reported for the `GROUP_SLOTS` slot bytes.
-                let slot = unsafe { line.slots.get_unchecked(offset) };
-                // Relaxed: as above, the lock orders it.
-                let ptr = slot.load(Ordering::Relaxed);
-                if ptr.is_null() || is_moved(ptr) {
+                if group::is_moved(group, offset) {
                     continue;
                 }
-                // Safety: the writer holds the shard lock, so this live node cannot be retired
-                // meanwhile.
-                let node = unsafe { &*ptr };
+                let index = group_index * POSITIONS + offset;
+                // Safety: a FULL byte seen under the lock; the shard owns the table.
+                let node = unsafe { self.entry(index) };
                 if key_match::matches(&node.hash, &node.key, hash, key) {
-                    let index = group_index * POSITIONS + offset;
-                    return Some(Slot::Occupied { index, node: ptr });
+                    return Some(Slot::Occupied { index });
                 }
             }
-            if free.is_none() {
-                free = group::match_free(group)
-                    .next()
-                    .map(|offset| group_index * POSITIONS + offset);
+            if let Some(offset) = group::match_empty(group).next() {
+                let index = group_index * POSITIONS + offset;
+                return Some(Slot::Vacant { index });
             }
-            if group::match_empty(group).any() || stride == mask {
-                break;
+            if stride == mask {
+                return None;
             }
             stride += 1;
             group_index = (group_index + stride) & mask;
         }
-        free.map(|index| Slot::Vacant { index })
     }
 
-    /// A free slot for a key known to be absent (used when moving nodes into a new table).
-    pub(crate) fn find_free(&self, hash: u64) -> Option<usize> {
-        for group_index in self.probe(hash) {
+    /// The first EMPTY slot on `hash`'s probe path (for an entry known to be absent, such as one
+    /// a migration moves in).
+    pub(crate) fn find_empty(&self, hash: u64) -> Option<usize> {
+        self.probe(hash).find_map(|group_index| {
             // Relaxed: the writer holds the lock (see `find_for_write`).
-            let group = self.groups[group_index].ctrl.load(Ordering::Relaxed);
-            if let Some(offset) = group::match_free(group).next() {
-                return Some(group_index * POSITIONS + offset);
-            }
-        }
-        None
+            let group = self.ctrl[group_index].load(Ordering::Relaxed);
+            let offset = group::match_empty(group).next()?;
+            Some(group_index * POSITIONS + offset)
+        })
+    }
+
+    /// Where a new entry for the key in slot `index` goes when its value changes: an EMPTY slot
+    /// of the same group if there is one, else the first EMPTY slot after it on the key's probe
+    /// path (writer only).
+    ///
+    /// No group before `index`'s on the path has an EMPTY slot (a probe would have stopped
+    /// there, and slots never become EMPTY again), so the new slot is where every probe for the
+    /// key that passes the old slot will look next.
+    pub(crate) fn find_replacement(&self, hash: u64, index: usize) -> Option<usize> {
+        let home = index / POSITIONS;
+        self.probe(hash)
+            .skip_while(|&group_index| group_index != home)
+            .find_map(|group_index| {
+                // Relaxed: the writer holds the lock (see `find_for_write`).
+                let group = self.ctrl[group_index].load(Ordering::Relaxed);
+                let offset = group::match_empty(group).next()?;
+                Some(group_index * POSITIONS + offset)
+            })
     }
 
     /// The control byte of slot `index` (writer only).
     #[inline]
     pub(crate) fn ctrl_byte(&self, index: usize) -> u8 {
+        let (ctrl, offset) = self.locate(index);
         // Relaxed: the writer holds the lock (see `find_for_write`).
-        let (group, offset) = self.locate(index);
-        group::byte(group.ctrl.load(Ordering::Relaxed), offset)
+        group::byte(ctrl.load(Ordering::Relaxed), offset)
     }
 
-    /// The slot's current pointer (writer only).
+    /// Whether slot `index` is FULL and not MOVED: its entry is this table's (writer only).
     #[inline]
-    pub(crate) fn slot(&self, index: usize) -> *mut Node<K, V> {
+    pub(crate) fn holds_entry(&self, index: usize) -> bool {
+        let (ctrl, offset) = self.locate(index);
         // Relaxed: the writer holds the lock (see `find_for_write`).
-        self.slot_atomic(index).load(Ordering::Relaxed)
+        let group = ctrl.load(Ordering::Relaxed);
+        group::is_full(group::byte(group, offset)) && !group::is_moved(group, offset)
     }
 
-    /// Publishes `ptr` in slot `index` (writer only).
+    /// The entry of the FULL slot `index`, valid while the shard lock is held (writer only);
+    /// for a reader's guard, see [`node_for_guard`](Self::node_for_guard).
+    ///
+    /// # Safety
+    /// The writer holds the shard lock, and the slot is FULL (or was FULL: a DELETED or MOVED
+    /// slot keeps its bytes).
     #[inline]
-    pub(crate) fn set_slot(&self, index: usize, ptr: *mut Node<K, V>) {
-        store_slot(self.slot_atomic(index), ptr);
+    pub(crate) unsafe fn node(&self, index: usize) -> &Node<K, V> {
+        // Safety: the caller's contract; the lock keeps the table alive while `&self` does.
+        unsafe { self.entry(index) }
     }
 
-    /// Publishes `ptr` under `tag` in the free slot `index` (writer only): the pointer first,
-    /// then the control byte that makes readers look at it. Returns whether the slot was EMPTY
-    /// (rather than a tombstone).
+    /// The entry of slot `index`, valid for `'g`.
+    ///
+    /// # Safety
+    /// The slot is or was FULL (its entry was written), and the table stays allocated for `'g`:
+    /// `guard` was active when the table was last reachable from the shard (it is retired only
+    /// once unreachable, and then freed only after `guard` ends).
     #[inline]
-    pub(crate) fn publish(&self, index: usize, ptr: *mut Node<K, V>, tag: u8) -> bool {
-        let (group, offset) = self.locate(index);
-        // Relaxed: the writer holds the lock (see `find_for_write`).
-        let ctrl = group.ctrl.load(Ordering::Relaxed);
-        store_slot(&group.slots[offset], ptr);
-        // Release: a reader that sees the tag (Acquire) also sees the pointer stored before it.
-        group
-            .ctrl
-            .store(group::with_byte(ctrl, offset, tag), Ordering::Release);
-        group::byte(ctrl, offset) == group::EMPTY
+    pub(crate) unsafe fn node_for_guard<'g>(
+        &self,
+        index: usize,
+        _guard: &'g impl Guard,
+    ) -> &'g Node<K, V> {
+        // Safety: the caller's contract.
+        unsafe { self.entry(index) }
     }
 
-    /// Empties slot `index` (writer only); returns whether it became EMPTY rather than a
-    /// tombstone.
+    /// Takes the key and value out of the FULL slot `index` (writer only), as the caller marks it
+    /// DELETED or MOVED: the slot's bytes stay readable, but no longer own anything.
+    ///
+    /// # Safety
+    /// The writer holds the shard lock, the slot is FULL and not MOVED, and the caller marks it
+    /// DELETED or MOVED (so that the table never drops the entry too).
     #[inline]
-    pub(crate) fn unpublish(&self, index: usize) -> bool {
-        let (group, offset) = self.locate(index);
+    pub(crate) unsafe fn take(&self, index: usize) -> Node<K, V> {
+        // Safety: the caller's contract; a bitwise copy whose ownership the caller takes over
+        // (`MaybeUninit<T>` has `T`'s layout).
+        self.cell(index)
+            .with(|cell| unsafe { ptr::read(cell.cast::<Node<K, V>>()) })
+    }
+
+    /// Writes `node` into the EMPTY slot `index`'s entry (writer only), not yet published.
+    #[inline]
+    fn write(&self, index: usize, node: Node<K, V>) {
+        debug_assert_eq!(self.ctrl_byte(index), group::EMPTY);
+        // Safety: an EMPTY slot's entry is read by no one (readers and the writer only read
+        // entries of slots they saw FULL), and the writer holds the lock.
+        self.cell(index)
+            .with_mut(|cell| unsafe { (*cell).write(node) });
+    }
+
+    /// Publishes `node` under `tag` in the EMPTY slot `index` (writer only): the entry first,
+    /// then the control byte that makes readers look at it.
+    #[inline]
+    pub(crate) fn publish(&self, index: usize, node: Node<K, V>, tag: u8) {
+        self.write(index, node);
+        let (ctrl, offset) = self.locate(index);
         // Relaxed: the writer holds the lock (see `find_for_write`).
-        let ctrl = group.ctrl.load(Ordering::Relaxed);
-        // A probe stops at the first group holding an EMPTY byte, so no key's probe path runs
-        // through such a group to a later one: the slot can become EMPTY again (and not cost a
-        // tombstone) without hiding any key, from writers or from readers, who stop here
-        // whichever of the two words they load.
-        let empty = group::match_empty(ctrl).any();
-        let byte = if empty { group::EMPTY } else { group::DELETED };
+        let group = ctrl.load(Ordering::Relaxed);
+        store_ctrl(ctrl, group::with_byte(group, offset, tag));
+    }
+
+    /// Publishes `node`, the key's new entry, in the EMPTY slot `new` (from `find_replacement`),
+    /// and retires the key's old slot `old` (writer only).
+    ///
+    /// In the same group, one store does both, so every reader sees the old entry or the new
+    /// one. Otherwise the new entry is published first: until the old slot is marked, probes for
+    /// the key stop at the old slot, which comes first on its path; once it is marked, they go
+    /// on to the new one, already visible to them (the mark's `Release` orders it after). The old
+    /// slot becomes FORWARDED if it is the key's origin, else DELETED, and the new slot names the
+    /// origin (module docs).
+    #[inline]
+    pub(crate) fn publish_replacing(&self, new: usize, node: Node<K, V>, tag: u8, old: usize) {
+        self.write(new, node);
+        let (new_ctrl, new_offset) = self.locate(new);
+        let (old_ctrl, old_offset) = self.locate(old);
+        // Relaxed: only the writer stores `origins`, and readers load an entry of it only after
+        // the Release store that publishes its slot.
+        let origin = self.origin(old).load(Ordering::Relaxed);
+        // Relaxed: the writer holds the lock (see `find_for_write`).
+        let group = new_ctrl.load(Ordering::Relaxed);
+        let published = group::with_byte(group, new_offset, tag);
+        if ptr::eq(new_ctrl, old_ctrl) {
+            // The new slot takes the old one's place, origin or not.
+            self.origin(new).store(origin, Ordering::Relaxed);
+            store_ctrl(
+                new_ctrl,
+                group::with_byte(published, old_offset, group::DELETED),
+            );
+            return;
+        }
+        let (origin, old_byte) = match origin {
+            0 => (old as u32 + 1, group::FORWARDED),
+            origin => (origin, group::DELETED),
+        };
+        // Relaxed: published by the control word's Release store below, as the entry is.
+        self.origin(new).store(origin, Ordering::Relaxed);
+        // The loom models' teeth: the old slot marked first, so that for a moment probes for the
+        // key find neither entry.
+        #[cfg(lanemap_broken_forward)]
+        self.mark(old, old_byte);
+        store_ctrl(new_ctrl, published);
+        #[cfg(not(lanemap_broken_forward))]
+        self.mark(old, old_byte);
+    }
+
+    /// Marks the key's FULL slot `index` DELETED (writer only), and its origin too, if it has
+    /// moved on from one: the key leaves the table. The entry's bytes stay readable.
+    #[inline]
+    pub(crate) fn unpublish(&self, index: usize) {
+        self.mark(index, group::DELETED);
+        // Relaxed: only the writer stores `origins`.
+        let origin = self.origin(index).load(Ordering::Relaxed);
+        if origin != 0 {
+            debug_assert_eq!(self.ctrl_byte(origin as usize - 1), group::FORWARDED);
+            self.mark(origin as usize - 1, group::DELETED);
+        }
+    }
+
+    /// Stores `byte` as slot `index`'s control byte (writer only).
+    #[inline]
+    fn mark(&self, index: usize, byte: u8) {
+        let (ctrl, offset) = self.locate(index);
+        // Relaxed: the writer holds the lock (see `find_for_write`).
+        let group = ctrl.load(Ordering::Relaxed);
         // Release: pairs with readers' Acquire loads, like every control word store.
-        group
-            .ctrl
-            .store(group::with_byte(ctrl, offset, byte), Ordering::Release);
-        store_slot(&group.slots[offset], ptr::null_mut());
-        empty
+        ctrl.store(group::with_byte(group, offset, byte), Ordering::Release);
     }
 
-    /// `set_slot` with the wrong ordering, for the loom models' broken variant only.
-    #[cfg(lanemap_broken_publish)]
-    pub(crate) fn set_slot_relaxed(&self, index: usize, ptr: *mut Node<K, V>) {
-        self.slot_atomic(index).store(ptr, Ordering::Relaxed);
+    #[inline]
+    fn origin(&self, index: usize) -> &AtomicU32 {
+        &self.origins[index - index / POSITIONS]
+    }
+
+    /// Whether the slot `index`, seen FULL by an iterator, is where its key moved on to from an
+    /// origin (module docs).
+    #[inline]
+    pub(crate) fn moved_on_for_reader(&self, index: usize) -> bool {
+        // Relaxed: written before the control word's Release store that the caller's load of
+        // the slot FULL (Acquire) synchronised with, and never changed.
+        self.origin(index).load(Ordering::Relaxed) != 0
+    }
+
+    /// Marks slot `index` MOVED, after its entry's copy was published in `next` (writer only).
+    #[inline]
+    pub(crate) fn mark_moved(&self, index: usize) {
+        let (ctrl, offset) = self.locate(index);
+        // Relaxed: the writer holds the lock (see `find_for_write`).
+        let group = ctrl.load(Ordering::Relaxed);
+        // Release: a reader that sees the MOVED bit (Acquire) also sees the copy in `next`,
+        // published before it.
+        #[cfg(not(lanemap_broken_publish))]
+        ctrl.store(group::with_moved(group, offset), Ordering::Release);
+        // The loom models' teeth: a Relaxed MOVED mark, so a reader that sees it may not see the
+        // entry's copy in `next`.
+        #[cfg(lanemap_broken_publish)]
+        ctrl.store(group::with_moved(group, offset), Ordering::Relaxed);
     }
 
     /// Starts loading the first group of `hash`'s probe path into the cache (writer only).
     #[inline]
     pub(crate) fn prefetch_group(&self, hash: u64) {
-        let mask = self.groups.len() - 1;
-        prefetch(&raw const self.groups[hash as usize & mask]);
+        let group_index = hash as usize & (self.ctrl.len() - 1);
+        prefetch(&raw const self.ctrl[group_index]);
+        prefetch(&raw const self.entries[group_index * GROUP_SLOTS]);
     }
 
-    /// The slot for readers that walk the whole table (iteration).
+    /// The control word of the group of slot `index`, for a reader walking the whole table
+    /// (iteration).
     #[inline]
-    pub(crate) fn slot_for_reader(&self, index: usize) -> &AtomicPtr<Node<K, V>> {
-        self.slot_atomic(index)
+    pub(crate) fn group_for_reader(&self, index: usize) -> u64 {
+        let (ctrl, _) = self.locate(index);
+        // Acquire: pairs with the writer's Release store of the word, so the entries it
+        // publishes (and for a MOVED bit, the entry's copy in `next`) are visible.
+        ctrl.load(Ordering::Acquire)
+    }
+
+    /// What an iterator holding a copy of slot `index`'s control word finds there.
+    #[inline]
+    pub(crate) fn state_in(group: u64, index: usize) -> SlotState {
+        let offset = index % POSITIONS;
+        match group::byte(group, offset) {
+            byte if group::is_full(byte) => SlotState::Full {
+                moved: group::is_moved(group, offset),
+            },
+            group::FORWARDED => SlotState::Forwarded,
+            _ => SlotState::Unused,
+        }
     }
 
     /// Group indices on `hash`'s probe path: triangular steps, which visit every group of a
     /// power-of-two table exactly once.
     #[inline]
-    fn probe(&self, hash: u64) -> impl Iterator<Item = usize> {
-        let mask = self.groups.len() - 1;
+    fn probe(&self, hash: u64) -> impl Iterator<Item = usize> + use<K, V> {
+        let mask = self.ctrl.len() - 1;
         let mut position = hash as usize & mask;
         let mut stride = 0;
-        (0..self.groups.len()).map(move |_| {
+        (0..self.ctrl.len()).map(move |_| {
             let current = position;
             stride += 1;
             position = (position + stride) & mask;
             current
         })
     }
+}
+
+impl<K, V> Drop for Table<K, V> {
+    /// Drops the entries the table owns: those of its FULL, unmoved slots. A panic in `K`'s or
+    /// `V`'s `Drop` is contained, so that every other entry is still dropped: tables are freed
+    /// by reclamation, at an unpredictable point on whichever thread ends the last guard, where
+    /// a panic would tear through unrelated code.
+    fn drop(&mut self) {
+        if !needs_drop::<Node<K, V>>() {
+            return;
+        }
+        for index in self.positions() {
+            if self.holds_entry(index) {
+                // Safety: a FULL, unmoved slot: the table owns its entry, and `&mut self` means
+                // no one else can reach it; it is dropped once, as the table goes.
+                let node = unsafe { self.take(index) };
+                let _ = catch_unwind(AssertUnwindSafe(move || drop(node)));
+            }
+        }
+    }
+}
+
+/// Stores a control word for readers.
+#[inline]
+fn store_ctrl(ctrl: &AtomicU64, group: u64) {
+    // Release: a reader that loads the word (Acquire) sees the entries written before it.
+    #[cfg(not(lanemap_broken_publish_node))]
+    ctrl.store(group, Ordering::Release);
+    // ThreadSanitizer's teeth (`scripts/verify`): a Relaxed publication, so a reader that
+    // sees the tag may read the entry before it is written.
+    #[cfg(lanemap_broken_publish_node)]
+    ctrl.store(group, Ordering::Relaxed);
 }
 
 /// Hints the CPU to start loading `ptr`'s cache line: no effect on memory or on what the
@@ -374,40 +626,34 @@ pub(crate) fn prefetch<T>(ptr: *const T) {
     let _ = ptr;
 }
 
-/// Stores a slot pointer for readers.
-#[inline]
-fn store_slot<K, V>(slot: &AtomicPtr<Node<K, V>>, ptr: *mut Node<K, V>) {
-    // Release: a reader that loads `ptr` (Acquire) sees the node's contents, and for a MOVED
-    // mark, the node's copy in `next` written before it.
-    #[cfg(not(lanemap_broken_publish_node))]
-    slot.store(ptr, Ordering::Release);
-    // ThreadSanitizer's teeth (`scripts/verify`): a Relaxed publication, so a reader that
-    // loads `ptr` may read the node before its contents are written.
-    #[cfg(lanemap_broken_publish_node)]
-    slot.store(ptr, Ordering::Relaxed);
-}
-
-/// A table's groups, all empty when made: zeroed memory (EMPTY control bytes are zero, and so
-/// are null pointers). A large table is mapped straight from the kernel, whose fresh pages are
-/// zero and cost nothing until touched; so the migration that fills the table pays for its
-/// pages a few at a time. (From the global allocator, a multi-megabyte `alloc_zeroed` or fill
-/// took one insert 2-3 ms on the development machine: the allocator zeroes reused memory.)
-struct Groups<K, V> {
-    ptr: NonNull<Group<K, V>>,
+/// One of a table's arrays, all zero bytes when made. Zero is EMPTY for control words (and any
+/// bit pattern will do for entries not yet written). A large array is mapped straight from the
+/// kernel, whose fresh pages are zero and cost nothing until touched; so the migration that
+/// fills the table pays for its pages a few at a time. (From the global allocator, a
+/// multi-megabyte `alloc_zeroed` or fill took one insert 2-3 ms on the development machine: the
+/// allocator zeroes reused memory.)
+///
+/// Holds only types whose values need no drop (atomics and cells of `MaybeUninit`): the table
+/// drops the entries it owns itself.
+struct Zeroed<T> {
+    ptr: NonNull<T>,
     len: usize,
-    /// Whether `ptr` came from `mmap` (else from the global allocator, as a `Box<[Group]>`).
+    /// Whether `ptr` came from `mmap` (else from the global allocator, as a `Box<[T]>`).
     mapped: bool,
 }
 
-// Safety: `Groups` owns its groups as a `Box<[Group]>` would; groups are atomics, which are
-// `Send` and `Sync` whatever `K` and `V` are (as for the `Box` this replaces).
-unsafe impl<K, V> Send for Groups<K, V> {}
+// Safety: `Zeroed` owns its items as a `Box<[T]>` would.
+unsafe impl<T: Send> Send for Zeroed<T> {}
 // Safety: as above.
-unsafe impl<K, V> Sync for Groups<K, V> {}
+unsafe impl<T: Sync> Sync for Zeroed<T> {}
 
-/// Tables from this size up are mapped from the kernel (where the platform allows it).
+/// Arrays from this size up are mapped from the kernel (where the platform allows it).
 #[cfg(all(unix, not(miri), not(loom)))]
 const MAP_FROM_BYTES: usize = 1 << 20;
+
+/// Mapped arrays from this size up ask the kernel for transparent huge pages.
+#[cfg(all(target_os = "linux", not(miri), not(loom)))]
+const HUGE_PAGE_FROM_BYTES: usize = 4 << 20;
 
 /// Bytes of tables currently mapped, process-wide (see [`crate::mapped_table_bytes`]).
 #[cfg(all(unix, not(miri), not(loom)))]
@@ -422,19 +668,25 @@ pub(crate) fn mapped_bytes() -> usize {
     0
 }
 
-impl<K, V> Groups<K, V> {
-    /// `len` empty groups (`len >= 1`), or an error if memory runs out.
-    fn new(len: usize) -> Result<Self, TryReserveError> {
-        let layout = std::alloc::Layout::array::<Group<K, V>>(len)
-            .map_err(|_| TryReserveError::CapacityOverflow)?;
+impl<T> Zeroed<T> {
+    /// `len` items (`len >= 1`) of zero bytes, or an error if memory runs out. Under loom, whose
+    /// atomics and cells are not plain memory, each is `make()` instead.
+    #[cfg_attr(not(loom), allow(unused_variables))]
+    fn new(len: usize, make: impl Fn() -> T) -> Result<Self, TryReserveError> {
+        const { assert!(!needs_drop::<T>() || cfg!(loom)) };
+        let layout =
+            std::alloc::Layout::array::<T>(len).map_err(|_| TryReserveError::CapacityOverflow)?;
         #[cfg(all(unix, not(miri), not(loom)))]
         if layout.size() >= MAP_FROM_BYTES {
             return Self::map(len, layout);
         }
-        let groups = empty_groups::<K, V>(len, layout)?;
+        #[cfg(not(loom))]
+        let items = zeroed_box::<T>(len, layout)?;
+        #[cfg(loom)]
+        let items = try_filled(len, make)?;
         Ok(Self {
             // Safety: a `Box`'s pointer is non-null.
-            ptr: unsafe { NonNull::new_unchecked(Box::into_raw(groups).cast::<Group<K, V>>()) },
+            ptr: unsafe { NonNull::new_unchecked(Box::into_raw(items).cast::<T>()) },
             len,
             mapped: false,
         })
@@ -457,9 +709,15 @@ impl<K, V> Groups<K, V> {
         if ptr == libc::MAP_FAILED {
             return Err(TryReserveError::AllocError { layout });
         }
-        // Safety: `mmap` succeeded, so `ptr` is a non-null, page-aligned (so 64-aligned) mapping
-        // of zeroed pages, which are valid empty groups.
-        let ptr = unsafe { NonNull::new_unchecked(ptr.cast::<Group<K, V>>()) };
+        debug_assert!(layout.align() <= 4096);
+        #[cfg(target_os = "linux")]
+        if layout.size() >= HUGE_PAGE_FROM_BYTES {
+            // Safety: advice on the mapping just made; it changes no memory contents.
+            unsafe { libc::madvise(ptr, layout.size(), libc::MADV_HUGEPAGE) };
+        }
+        // Safety: `mmap` succeeded, so `ptr` is a non-null, page-aligned mapping of zeroed
+        // pages, which are valid items (see `zeroed_box`) at any alignment up to a page's.
+        let ptr = unsafe { NonNull::new_unchecked(ptr.cast::<T>()) };
         // Relaxed: a statistic.
         MAPPED_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
         Ok(Self {
@@ -470,17 +728,17 @@ impl<K, V> Groups<K, V> {
     }
 }
 
-impl<K, V> std::ops::Deref for Groups<K, V> {
-    type Target = [Group<K, V>];
+impl<T> std::ops::Deref for Zeroed<T> {
+    type Target = [T];
 
     #[inline]
-    fn deref(&self) -> &[Group<K, V>] {
-        // Safety: `len` initialised groups at `ptr`, owned by `self`.
+    fn deref(&self) -> &[T] {
+        // Safety: `len` initialised items at `ptr`, owned by `self`.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 }
 
-impl<K, V> Drop for Groups<K, V> {
+impl<T> Drop for Zeroed<T> {
     fn drop(&mut self) {
         let slice = ptr::slice_from_raw_parts_mut(self.ptr.as_ptr(), self.len);
         if !self.mapped {
@@ -490,50 +748,32 @@ impl<K, V> Drop for Groups<K, V> {
         }
         #[cfg(all(unix, not(miri), not(loom)))]
         {
-            // Safety: the mapping made in `map`, of exactly this size, unmapped once. Groups
-            // need no drop (plain atomics).
-            let unmapped = unsafe {
-                libc::munmap(
-                    self.ptr.as_ptr().cast(),
-                    self.len * size_of::<Group<K, V>>(),
-                )
-            };
+            let bytes = self.len * size_of::<T>();
+            // Safety: the mapping made in `map`, of exactly this size, unmapped once. Its items
+            // need no drop (see the type's docs).
+            let unmapped = unsafe { libc::munmap(self.ptr.as_ptr().cast(), bytes) };
             debug_assert_eq!(unmapped, 0, "munmap of a table failed");
             // Relaxed: a statistic.
-            MAPPED_BYTES.fetch_sub(self.len * size_of::<Group<K, V>>(), Ordering::Relaxed);
+            MAPPED_BYTES.fetch_sub(bytes, Ordering::Relaxed);
         }
     }
 }
 
-/// `len` empty groups from the global allocator: zeroed memory.
+/// `len` items of zero bytes from the global allocator.
+///
+/// Only for the table's item types, for which all-zero bytes are a valid value: a zero
+/// `AtomicU64`, and an `UnsafeCell<MaybeUninit<_>>`, which any bytes are.
 #[cfg(not(loom))]
-fn empty_groups<K, V>(
-    len: usize,
-    layout: std::alloc::Layout,
-) -> Result<Box<[Group<K, V>]>, TryReserveError> {
-    const { assert!(ALL_EMPTY == 0) };
-    debug_assert!(layout.size() > 0, "a table has at least one 64-byte group");
-    // Safety: a non-zero size (the caller asks for at least one group).
-    let groups = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<Group<K, V>>();
-    if groups.is_null() {
+fn zeroed_box<T>(len: usize, layout: std::alloc::Layout) -> Result<Box<[T]>, TryReserveError> {
+    debug_assert!(layout.size() > 0, "a table has at least one group");
+    // Safety: a non-zero size (the caller asks for at least one group's worth).
+    let items = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<T>();
+    if items.is_null() {
         return Err(TryReserveError::AllocError { layout });
     }
-    // Safety: all-zero bytes are a valid `Group` (a zero `AtomicU64`, null `AtomicPtr`s), the
-    // memory has the layout of `[Group; len]` and comes from the global allocator, as `Box`
-    // requires.
-    Ok(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(groups, len)) })
-}
-
-/// `len` empty groups, built one by one: loom's atomics are not plain memory.
-#[cfg(loom)]
-fn empty_groups<K, V>(
-    len: usize,
-    _: std::alloc::Layout,
-) -> Result<Box<[Group<K, V>]>, TryReserveError> {
-    try_filled(len, || Group {
-        ctrl: AtomicU64::new(ALL_EMPTY),
-        slots: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
-    })
+    // Safety: all-zero bytes are a valid `T` (see above), the memory has the layout of
+    // `[T; len]` and comes from the global allocator, as `Box` requires.
+    Ok(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(items, len)) })
 }
 
 /// A boxed slice of `len` values, or an error instead of an abort if memory runs out.

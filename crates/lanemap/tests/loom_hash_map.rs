@@ -11,7 +11,12 @@
 //! - `--cfg lanemap_broken_publish` stores MOVED marks `Relaxed`: a reader that follows one may
 //!   miss the node's copy in the next table (`get_racing_the_migration_of_its_key` fails);
 //! - `--cfg lanemap_broken_migrate_key` lets a write skip moving its key out of the old table:
-//!   the write lands beside a stale copy (`update_during_migration_is_not_lost` fails).
+//!   the write lands beside a stale copy (`update_during_migration_is_not_lost` fails);
+//! - `--cfg lanemap_broken_forward` marks the old slot of a change of value across groups before
+//!   it publishes the new one: a reader may find neither
+//!   (`get_racing_a_change_of_value_across_groups` fails);
+//! - `--cfg lanemap_broken_origins` lets iteration report a key at the slot it moved on to as
+//!   well as at its origin (`iteration_racing_changes_of_value_across_groups` fails).
 #![cfg(loom)]
 
 use lanemap::{Computed, HashMap, Op};
@@ -296,6 +301,62 @@ fn iteration_racing_writes() {
                 "key {key} present throughout was missed: {seen:?}"
             );
         }
+    });
+}
+
+/// A map whose keys all hash alike, holding 0..8 in a settled 4-group table: keys 0..7 fill
+/// group 0 and key 7 is the first of group 1, so a change of value of a key of group 0 must
+/// write its new entry in group 1.
+fn full_group() -> Arc<HashMap<u64, u64, Mix>> {
+    let map = map(true);
+    for key in 0..8 {
+        map.insert(key, key);
+    }
+    // Finishes the migration the inserts started.
+    map.flush_removed();
+    map
+}
+
+#[test]
+fn get_racing_a_change_of_value_across_groups() {
+    model(|| {
+        let map = full_group();
+        let (m1, m2) = (Arc::clone(&map), Arc::clone(&map));
+        race(
+            move || assert_eq!(m1.update(&3, |v| *v += 100), Some(())),
+            move || {
+                let value = m2.get(&3);
+                assert!(matches!(value, Some(3 | 103)), "{value:?}");
+            },
+        );
+        assert_eq!(map.get(&3), Some(103));
+        assert_eq!(map.len(), 8);
+    });
+}
+
+#[test]
+fn iteration_racing_changes_of_value_across_groups() {
+    model(|| {
+        let map = full_group();
+        let (m1, m2) = (Arc::clone(&map), Arc::clone(&map));
+        let ((), mut seen) = race(
+            move || {
+                // Across groups, then within group 1: the key's origin stays in group 0.
+                m1.update(&2, |v| *v += 100);
+                m1.update(&2, |v| *v += 100);
+            },
+            move || m2.iter().collect::<Vec<(u64, u64)>>(),
+        );
+        seen.sort_unstable();
+        let keys: Vec<u64> = seen.iter().map(|&(k, _)| k).collect();
+        assert_eq!(keys, (0..8).collect::<Vec<_>>(), "each key once: {seen:?}");
+        assert!(matches!(seen[2].1, 2 | 102 | 202), "{seen:?}");
+        // Removed from its moved-on slot and inserted again: one origin left, not two.
+        map.remove(&2);
+        map.insert(2, 7);
+        let mut keys: Vec<u64> = map.keys().collect();
+        keys.sort_unstable();
+        assert_eq!(keys, (0..8).collect::<Vec<_>>());
     });
 }
 

@@ -10,12 +10,13 @@
 //! | `0x80..=0xFF` | FULL: the top bit set, then the top 7 bits of the entry's hash (its *tag*) |
 //! | `0x01` | DELETED: a tombstone; probing goes on past it; never used again in this table |
 //! | `0x03` | FORWARDED: a tombstone whose key moved on to a later slot (see `table.rs`) |
+//! | `0x05` | FREE: a tombstone no reader can still be looking at; a writer may use it again |
 //! | `0x00` | EMPTY: never used; probing stops at a group holding one |
 //!
-//! A slot goes EMPTY → FULL → DELETED, or EMPTY → FULL → FORWARDED → DELETED, and no further:
-//! its entry is written once, while the slot is EMPTY, and never again while the table lives
-//! (see `table.rs` for why readers need that). Both tombstones have the bottom bit set and the
-//! top bit clear: not EMPTY, not FULL.
+//! A slot goes EMPTY → FULL → DELETED (through FORWARDED, for some) → FREE → FULL → ...: its
+//! entry is written only while the slot is EMPTY or FREE, and a DELETED slot becomes FREE only
+//! after a grace period, once no reader can hold its entry (see `table.rs`). The tombstones have
+//! the bottom bit set and the top bit clear: not EMPTY, not FULL.
 //!
 //! EMPTY is zero, and so are clear MOVED bits, so a new table is all zero bytes: zeroed memory
 //! (fresh pages mapped from the kernel, for a large table; see `table::Zeroed`), instead of
@@ -26,6 +27,7 @@ pub(crate) const GROUP_SLOTS: usize = 7;
 pub(crate) const EMPTY: u8 = 0x00;
 pub(crate) const DELETED: u8 = 0x01;
 pub(crate) const FORWARDED: u8 = 0x03;
+pub(crate) const FREE: u8 = 0x05;
 
 /// A group whose 7 slots are EMPTY (and none MOVED).
 pub(crate) const ALL_EMPTY: u64 = 0;
@@ -81,6 +83,22 @@ pub(crate) fn match_tag(group: u64, tag: u8) -> BitMask {
 #[inline]
 pub(crate) fn match_empty(group: u64) -> BitMask {
     BitMask(!group & !(group << 7) & SLOT_HIGH_BITS)
+}
+
+/// Slots whose byte is exactly `byte` (no false matches, unlike `match_tag`): each byte of
+/// `x` is zero exactly when its low 7 bits add to less than 0x80 with 0x7F and its top bit is
+/// clear.
+#[inline]
+fn match_byte(group: u64, byte: u8) -> BitMask {
+    let x = group ^ repeat(byte);
+    let low = repeat(0x7F);
+    BitMask(!((x & low).wrapping_add(low) | x | low) & SLOT_HIGH_BITS)
+}
+
+/// Slots a writer may put a new entry in: EMPTY or FREE.
+#[inline]
+pub(crate) fn match_reusable(group: u64) -> BitMask {
+    BitMask(match_empty(group).0 | match_byte(group, FREE).0)
 }
 
 /// Whether a slot's control byte says FULL.
@@ -141,6 +159,11 @@ mod tests {
         assert_eq!(byte(group, 6), 0xFF);
         assert_eq!(byte(group, 3), DELETED);
         assert!(!match_tag(group, 0x93).any_contains(0));
+        let freed = with_byte(with_byte(group, 1, FREE), 4, FREE);
+        assert_eq!(match_reusable(freed).collect::<Vec<_>>(), [1, 2, 4]);
+        let freed = with_byte(freed, 6, FREE);
+        assert_eq!(match_reusable(freed).collect::<Vec<_>>(), [1, 2, 4, 6]);
+        assert_eq!(match_empty(freed).collect::<Vec<_>>(), [2]);
         // A zeroed group is all EMPTY.
         assert_eq!(match_empty(0).collect::<Vec<_>>(), [0, 1, 2, 3, 4, 5, 6]);
     }
@@ -159,6 +182,39 @@ mod tests {
                     match_empty(empty).collect::<Vec<_>>(),
                     [0, 1, 2, 3, 4, 5, 6]
                 );
+            }
+        }
+    }
+
+    /// Exhaustive over each pair of neighbouring bytes: no byte is taken for FREE unless it is,
+    /// and of the bytes a table holds, only EMPTY and FREE ones are reusable.
+    #[test]
+    fn only_free_and_empty_bytes_are_reusable() {
+        for low in 0..=255u8 {
+            for high in 0..=255u8 {
+                let group = with_byte(with_byte(ALL_EMPTY, 2, low), 3, high);
+                let free: Vec<usize> = match_byte(group, FREE).filter(|&i| i >= 2).collect();
+                let expected: Vec<usize> = [(2, low), (3, high)]
+                    .into_iter()
+                    .filter(|&(_, b)| b == FREE)
+                    .map(|(i, _)| i)
+                    .collect();
+                assert_eq!(free, expected, "bytes {low:#x}, {high:#x}");
+            }
+        }
+        let valid = [EMPTY, DELETED, FORWARDED, FREE]
+            .into_iter()
+            .chain(0x80..=0xFF);
+        for low in valid.clone() {
+            for high in valid.clone() {
+                let group = with_byte(with_byte(repeat(0x80) & !(0xFF << 56), 2, low), 3, high);
+                let reusable: Vec<usize> = match_reusable(group).collect();
+                let expected: Vec<usize> = [(2, low), (3, high)]
+                    .into_iter()
+                    .filter(|&(_, b)| b == EMPTY || b == FREE)
+                    .map(|(i, _)| i)
+                    .collect();
+                assert_eq!(reusable, expected, "bytes {low:#x}, {high:#x}");
             }
         }
     }

@@ -78,6 +78,15 @@ const RETIRE_BATCH: usize = 32;
 #[cfg(loom)]
 const RETIRE_BATCH: usize = 2;
 
+/// DELETED slots a shard's writer gathers before it hands them to reclamation, to have them
+/// back, FREE for reuse, once their grace period is over. Without reuse, every removal would
+/// spend a slot until the next migration, and churn (inserts and removes of different keys)
+/// would migrate the table every few thousand writes.
+#[cfg(not(loom))]
+const RECYCLE_BATCH: usize = 64;
+#[cfg(loom)]
+const RECYCLE_BATCH: usize = 2;
+
 pub(crate) struct RawMap<K, V, S> {
     /// Invariant: a power of two long, `1 << (63 - shift)`.
     shards: Box<[CachePadded<Shard<K, V>>]>,
@@ -108,7 +117,21 @@ struct Shard<K, V> {
     current: CachePadded<AtomicPtr<Table<K, V>>>,
     /// Entry count as of the last write.
     len: AtomicUsize,
+    /// Batches of DELETED slots whose grace period is over, pushed by reclamation, taken by the
+    /// writer (see [`RECYCLE_BATCH`]). Beside the lock, which every write changes anyway.
+    recycled: AtomicPtr<Recycled>,
     writer: Mutex<Writer<K, V>>,
+}
+
+/// Positions of DELETED slots of one table, on their way through a grace period.
+struct Recycled {
+    /// Which of the shard's tables they are in (see `Writer::generation`).
+    generation: u32,
+    positions: Vec<u32>,
+    /// The next batch on the shard's `recycled` stack.
+    next: *mut Recycled,
+    /// The shard's `recycled` stack, where reclamation pushes the batch.
+    home: *const AtomicPtr<Recycled>,
 }
 
 /// What a removal (the entry) or a change of value (the old value; the key stays, with the new
@@ -141,6 +164,14 @@ struct Writer<K, V> {
     /// MOVED bit; so these wait until the old table is no longer `current`, and join `retired`
     /// then.
     deferred: Vec<Dead<K, V>>,
+    /// DELETED slots of `newest` not yet handed to reclamation (see [`RECYCLE_BATCH`]).
+    pending: Vec<u32>,
+    /// Counts the tables `newest` has been, so that a batch of recycled slots of an earlier one
+    /// is told apart (its slots are gone with that table).
+    generation: u32,
+    /// For each slot of `newest` whose key moved on from its origin (its `moved_on` bit set):
+    /// the origin's position, to mark DELETED when the key leaves.
+    origins: hashbrown::HashMap<u32, u32, foldhash::fast::FixedState>,
 }
 
 impl<K, V> Writer<K, V> {
@@ -153,6 +184,66 @@ impl<K, V> Writer<K, V> {
             migrating: false,
             retired: Vec::new(),
             deferred: Vec::new(),
+            pending: Vec::new(),
+            generation: 0,
+            origins: hashbrown::HashMap::default(),
+        }
+    }
+
+    /// `newest` is a new table: forget the old one's DELETED slots and origins.
+    fn new_table(&mut self, table: *mut Table<K, V>) {
+        self.newest = table;
+        self.used = 0;
+        self.cursor = 0;
+        self.pending.clear();
+        self.origins.clear();
+        self.generation = self.generation.wrapping_add(1);
+    }
+
+    /// Queues the DELETED slot `index` of `newest` for reuse after a grace period.
+    #[inline]
+    fn deleted(&mut self, index: usize, home: &AtomicPtr<Recycled>, guard: &impl Guard) {
+        if self.pending.capacity() == 0 {
+            self.pending.reserve_exact(RECYCLE_BATCH);
+        }
+        // Positions fit: tables have fewer than `u32::MAX` (`Table::capacity_for`).
+        self.pending.push(index as u32);
+        if self.pending.len() >= RECYCLE_BATCH {
+            let batch = Box::into_raw(Box::new(Recycled {
+                generation: self.generation,
+                positions: std::mem::take(&mut self.pending),
+                next: std::ptr::null_mut(),
+                home,
+            }));
+            // Safety: the batch is ours alone; `return_recycled` only pushes it onto `home`, a
+            // shard's stack, which lives as long as the map (whose drop runs every reclaimer
+            // first).
+            unsafe { guard.defer_retire(batch, return_recycled) };
+        }
+    }
+
+    /// Makes FREE the slots of every batch whose grace period is over (out of line: most
+    /// writes find none).
+    #[cold]
+    #[inline(never)]
+    fn reuse_recycled(&mut self, home: &AtomicPtr<Recycled>) {
+        // Acquire: pairs with `return_recycled`'s Release push, so the batches' contents, and
+        // the end of their grace periods, happen before the reuse.
+        let mut batch = home.swap(std::ptr::null_mut(), Ordering::Acquire);
+        while !batch.is_null() {
+            // Safety: pushed by `return_recycled`, taken off the stack by the swap above: ours.
+            let recycled = unsafe { Box::from_raw(batch) };
+            batch = recycled.next;
+            if recycled.generation != self.generation {
+                continue;
+            }
+            // Safety: `newest` is owned by the shard and we hold its lock.
+            let table = unsafe { &*self.newest };
+            for &position in &recycled.positions {
+                // Safety: the slot was marked DELETED before the batch was handed to
+                // reclamation, which returned it only once every guard active then had ended.
+                unsafe { table.recycle(position as usize) };
+            }
         }
     }
 
@@ -211,6 +302,7 @@ impl<K, V, S> RawMap<K, V, S> {
                 CachePadded::new(Shard {
                     current: CachePadded::new(AtomicPtr::new(table)),
                     len: AtomicUsize::new(0),
+                    recycled: AtomicPtr::new(std::ptr::null_mut()),
                     writer: Mutex::new(Writer::new(table)),
                 })
             })
@@ -342,6 +434,10 @@ impl<K, V, S> RawMap<K, V, S> {
     {
         let shard = self.shard(hash);
         let mut writer = shard.writer.lock();
+        // Relaxed: a hint; `reuse_recycled` takes the batches with Acquire.
+        if !shard.recycled.load(Ordering::Relaxed).is_null() {
+            writer.reuse_recycled(&shard.recycled);
+        }
         if Self::migrating(shard, &writer) {
             Self::migrate_for_write(shard, &mut writer, hash, key, guard);
         }
@@ -396,9 +492,7 @@ impl<K, V, S> RawMap<K, V, S> {
         let newest = unsafe { &*writer.newest };
         // Release: readers that follow `next` (Acquire) see the new table's initialised arrays.
         newest.next.store(next, Ordering::Release);
-        writer.newest = next;
-        writer.used = 0;
-        writer.cursor = 0;
+        writer.new_table(next);
         writer.migrating = true;
         Ok(())
     }
@@ -491,8 +585,8 @@ impl<K, V, S> RawMap<K, V, S> {
         // Safety: FULL and not MOVED, under the lock; marked MOVED below, so the old table
         // never drops it (its copy in `new` owns the key and value from now on).
         let node = unsafe { old.take(index) };
-        new.publish(target, node, group::tag(hash));
-        writer.used += 1;
+        let was_empty = new.publish(target, node, group::tag(hash));
+        writer.used += usize::from(was_empty);
         // After the copy is published: a reader that sees MOVED finds the entry in `new`.
         old.mark_moved(index);
     }
@@ -543,10 +637,8 @@ impl<K, V, S> RawMap<K, V, S> {
         let old = writer.newest;
         // Release: readers that load the fresh table (Acquire) see it initialised.
         shard.current.store(fresh, Ordering::Release);
-        writer.newest = fresh;
+        writer.new_table(fresh);
         writer.live = 0;
-        writer.used = 0;
-        writer.cursor = 0;
         // The shard holds nothing now: let what it removed go too.
         writer.hand_over(guard);
         // Safety: the table is no longer reachable from `current`, it has no `next` (no
@@ -576,7 +668,7 @@ impl<K, V, S> RawMap<K, V, S> {
                 // Safety: a FULL slot of the locked shard's newest table.
                 let node = unsafe { table.node(index) };
                 if !keep(&node.key, &node.value) {
-                    Self::erase(table, index, writer.writer, guard);
+                    Self::erase(shard, table, index, writer.writer, guard);
                 }
             }
             if writer.writer.live == 0 {
@@ -586,14 +678,27 @@ impl<K, V, S> RawMap<K, V, S> {
     }
 
     /// Removes the entry in the FULL slot `index` of the writer's newest table and retires its
-    /// key and value.
+    /// key and value, and the slot (and the key's origin, if it moved on from one).
     #[inline]
-    fn erase(table: &Table<K, V>, index: usize, writer: &mut Writer<K, V>, guard: &impl Guard) {
+    fn erase(
+        shard: &Shard<K, V>,
+        table: &Table<K, V>,
+        index: usize,
+        writer: &mut Writer<K, V>,
+        guard: &impl Guard,
+    ) {
         // Safety: a FULL slot of the newest table (no MOVED bits there), under the lock; it is
         // marked DELETED right after, so the table never drops the entry too.
         let node = unsafe { table.take(index) };
         table.unpublish(index);
         writer.live -= 1;
+        if table.is_moved_on(index) {
+            let origin = writer.origins.remove(&(index as u32));
+            let origin = origin.expect("lanemap internal error: a moved-on key lost its origin");
+            table.close_origin(origin as usize);
+            writer.deleted(origin as usize, &shard.recycled, guard);
+        }
+        writer.deleted(index, &shard.recycled, guard);
         writer.retire(Dead::Entry(node), guard);
     }
 
@@ -695,7 +800,7 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
         K: Eq,
     {
         let index = match self.slot {
-            Some(Slot::Vacant { index }) if self.writer.used < self.table().max_used() => index,
+            Some(Slot::Vacant { index }) if self.has_room(index) => index,
             Some(Slot::Occupied { .. }) => unreachable!("insert into an occupied slot"),
             _ => match self.make_room(&key) {
                 Slot::Vacant { index } => index,
@@ -704,12 +809,19 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
         };
         let hash = self.hash;
         let table = self.table();
-        table.publish(index, Node { key, value, hash }, group::tag(hash));
-        self.writer.used += 1;
+        let was_empty = table.publish(index, Node { key, value, hash }, group::tag(hash));
+        self.writer.used += usize::from(was_empty);
         self.writer.live += 1;
         self.slot = Some(Slot::Occupied { index });
         // Safety: just published in the newest table; see `node`.
         unsafe { self.table().node_for_guard(index, self.guard) }
+    }
+
+    /// Whether a new entry may go in the FREE or EMPTY slot `index` of the newest table: a FREE
+    /// one always, an EMPTY one while the table is under its load limit.
+    #[inline]
+    fn has_room(&self, index: usize) -> bool {
+        self.writer.used < self.table().max_used() || self.table().ctrl_byte(index) == group::FREE
     }
 
     /// Finds the key's slot again after making sure the newest table has an unused slot to
@@ -760,19 +872,21 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
         let Some(Slot::Occupied { mut index }) = self.slot else {
             unreachable!("replace of an absent key")
         };
-        if self.writer.used >= self.table().max_used() {
+        let hash = self.hash;
+        let mut new = self.table().find_replacement(hash, index);
+        if !new.is_some_and(|new| self.has_room(new)) {
             // Safety: the key's FULL slot; see `node`.
             let key = &unsafe { self.table().node_for_guard(index, self.guard) }.key;
             let Slot::Occupied { index: moved } = self.make_room(key) else {
                 unreachable!("a migration lost a key")
             };
             index = moved;
+            new = self.table().find_replacement(hash, index);
         }
-        let hash = self.hash;
-        let table = self.table();
-        let new = table.find_replacement(hash, index).expect(
+        let new = new.expect(
             "lanemap internal error: a table under its load limit has an EMPTY slot on every path",
         );
+        let table = self.table();
         // Safety: the key's FULL slot in the newest table, under the lock; marked DELETED or
         // FORWARDED just below, so the table never drops the old entry too.
         let Node {
@@ -780,8 +894,22 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
             value: old_value,
             hash: _,
         } = unsafe { table.take(index) };
-        table.publish_replacing(new, Node { key, value, hash }, group::tag(hash), index);
-        self.writer.used += 1;
+        let replaced =
+            table.publish_replacing(new, Node { key, value, hash }, group::tag(hash), index);
+        let writer = &mut *self.writer;
+        writer.used += usize::from(replaced.was_empty);
+        if replaced.moved_on {
+            let origin = if replaced.old_moved_on {
+                let origin = writer.origins.remove(&(index as u32));
+                origin.expect("lanemap internal error: a moved-on key lost its origin")
+            } else {
+                index as u32
+            };
+            writer.origins.insert(new as u32, origin);
+        }
+        if !replaced.forwarded {
+            writer.deleted(index, &self.shard.recycled, self.guard);
+        }
         self.slot = Some(Slot::Occupied { index: new });
         self.writer.retire(Dead::Value(old_value), self.guard);
         // Safety: the old slot was FULL while `guard` was active, so the table (and the old
@@ -798,7 +926,7 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
         };
         // Safety: `newest` is owned by the shard and we hold its lock.
         let table = unsafe { &*self.writer.newest };
-        RawMap::<K, V, ()>::erase(table, index, &mut self.writer, self.guard);
+        RawMap::<K, V, ()>::erase(self.shard, table, index, &mut self.writer, self.guard);
         self.slot = None;
         // Safety: as in `replace`: the slot was FULL while `guard` was active.
         let removed = unsafe { table.node_for_guard(index, self.guard) };
@@ -872,6 +1000,14 @@ impl<K, V, S> Drop for RawMap<K, V, S> {
             drop(unsafe { Box::from_raw(writer.newest) });
             drop_entries(std::mem::take(&mut writer.retired));
             drop_entries(std::mem::take(&mut writer.deferred));
+            // The recycled batches that reclamation returned: nothing left to reuse them for.
+            // Relaxed: `&mut self` already excludes every other thread.
+            let mut batch = shard.recycled.load(Ordering::Relaxed);
+            while !batch.is_null() {
+                // Safety: pushed by `return_recycled` from `Box::into_raw`; `&mut self`.
+                let recycled = unsafe { Box::from_raw(batch) };
+                batch = recycled.next;
+            }
         }
     }
 }
@@ -892,6 +1028,30 @@ fn drop_entries<K, V>(entries: Vec<Dead<K, V>>) {
 unsafe fn reclaim_batch<K, V>(ptr: *mut Vec<Dead<K, V>>, _: &Collector) {
     // Safety: the caller's contract; the collector calls this once no guard can reach them.
     drop_entries(*unsafe { Box::from_raw(ptr) });
+}
+
+/// Reclaimer for a batch of DELETED slots (see [`Writer::deleted`]): their grace period is over,
+/// so it pushes them onto their shard's stack, for the writer to reuse.
+///
+/// # Safety
+/// `ptr` came from `Box::into_raw`, and its `home` stack is alive.
+unsafe fn return_recycled(ptr: *mut Recycled, _: &Collector) {
+    // Safety: the caller's contract: a live batch.
+    let home = unsafe { (*ptr).home };
+    // Safety: the caller's contract: its stack is alive.
+    let home = unsafe { &*home };
+    // Relaxed: the CAS below publishes the batch.
+    let mut head = home.load(Ordering::Relaxed);
+    loop {
+        // Safety: the batch is ours until the CAS succeeds.
+        unsafe { (*ptr).next = head };
+        // Release: the writer's Acquire swap sees the batch's contents, and everything that
+        // happened before this reclaimer ran (the end of the grace period).
+        match home.compare_exchange_weak(head, ptr, Ordering::Release, Ordering::Relaxed) {
+            Ok(_) => return,
+            Err(current) => head = current,
+        }
+    }
 }
 
 /// Reclaimer for a table: an outgrown one (it owns no entries: all moved), or one emptied by

@@ -4,7 +4,8 @@
 //! Table
 //! ├── ctrl:    [AtomicU64; groups]           one control word per group of 7 slots (group.rs)
 //! ├── entries: [Node<K, V>; 7 * groups]      the slots' entries, inline (uninitialised if EMPTY)
-//! ├── origins: [AtomicU32; 7 * groups]      for the iterator: where a moved-on key first was
+//! ├── moved_on: [AtomicU64; groups / 8]     for the iterator: a bit per slot, set if the slot
+//! │                                          holds a key that moved on from its origin
 //! └── next:    AtomicPtr<Table>              the table this one migrates into, set at most once
 //! ```
 //!
@@ -42,10 +43,12 @@
 //!   copy, in which the old slot and the new one (flipped by one store) are never both FULL.
 //! - Across groups, the key is reported at its *origin*: the slot it was first written to in this
 //!   table. When a change moves an origin's entry to a later group, the origin becomes
-//!   FORWARDED instead of DELETED, and the new slot's `origins` entry names it. The iterator
-//!   skips FULL slots that name an origin, and at a FORWARDED origin looks the key up (its bytes
-//!   are still there) and reports the entry it finds. Further moves pass the origin on, and the
-//!   removal of the key turns its origin DELETED, so a key inserted again later is a new origin.
+//!   FORWARDED instead of DELETED, and the new slot's `moved_on` bit is set (the writer keeps
+//!   which origin it came from). The iterator skips FULL slots whose bit is set, and at a
+//!   FORWARDED origin looks the key up (its bytes are still there) and reports the entry it
+//!   finds. Further moves pass the bit on, and the removal of the key turns its origin DELETED,
+//!   so a key inserted again later is a new origin. A bit is cleared only when its slot is
+//!   recycled, so an iterator holding an old copy of a control word still reads it right.
 //!
 //! The origin's key bytes are the moved-on entry's: a change of value keeps the key it has (as
 //! `std`'s map does), and the removal that drops it first marks the origin DELETED.
@@ -71,7 +74,7 @@ use super::node::Node;
 use crate::error::TryReserveError;
 use crate::key_match;
 use crate::reclaim::Guard;
-use crate::sync::{AtomicPtr, AtomicU32, AtomicU64, Ordering, UnsafeCell};
+use crate::sync::{AtomicPtr, AtomicU64, Ordering, UnsafeCell};
 use equivalent::Equivalent;
 use std::marker::PhantomData;
 use std::mem::{MaybeUninit, needs_drop};
@@ -92,9 +95,9 @@ pub(crate) struct Table<K, V> {
     ctrl: Zeroed<AtomicU64>,
     /// Invariant: `GROUP_SLOTS * ctrl.len()` long.
     entries: Zeroed<Entry<K, V>>,
-    /// For each slot: 0 if it is its key's origin, else the origin's position + 1.
-    /// Invariant: as long as `entries`; written while the slot is EMPTY, never changed.
-    origins: Zeroed<AtomicU32>,
+    /// A bit per position (bit `p % 64` of word `p / 64`): set while slot `p` holds, or held
+    /// until it was recycled, a key that moved on from its origin slot.
+    moved_on: Zeroed<AtomicU64>,
     /// The table this one migrates into; null until a migration starts, then never changed.
     pub(crate) next: AtomicPtr<Table<K, V>>,
     /// The table owns the keys and values of its FULL, unmoved slots (drop check).
@@ -108,6 +111,18 @@ pub(crate) enum Lookup<'g, K, V> {
     Moved,
     /// No entry for the key in this table (it may still be in `next`, if there is one).
     Absent,
+}
+
+/// What `publish_replacing` did.
+pub(crate) struct Replaced {
+    /// The new slot was EMPTY (the table's count of used slots grows).
+    pub(crate) was_empty: bool,
+    /// The old slot held a key that had moved on from its origin.
+    pub(crate) old_moved_on: bool,
+    /// The new slot holds a key that moved on from its origin.
+    pub(crate) moved_on: bool,
+    /// The old slot is the key's origin and FORWARDED now (else it is DELETED).
+    pub(crate) forwarded: bool,
 }
 
 /// A slot as an iterator sees it.
@@ -142,10 +157,9 @@ impl<K, V> Table<K, V> {
             + 1;
         let groups = slots.div_ceil(GROUP_SLOTS).checked_next_power_of_two();
         let groups = groups.ok_or(TryReserveError::CapacityOverflow)?;
-        let group_bytes = size_of::<AtomicU64>()
-            + GROUP_SLOTS * (size_of::<Entry<K, V>>() + size_of::<AtomicU32>());
+        let group_bytes = size_of::<AtomicU64>() + GROUP_SLOTS * size_of::<Entry<K, V>>() + 1;
         match groups.checked_mul(group_bytes) {
-            // Positions below `u32::MAX`, so that `origins` can name them.
+            // Positions below `u32::MAX`, so that the writer can name them in 32 bits.
             Some(bytes)
                 if bytes <= isize::MAX as usize && groups * POSITIONS < u32::MAX as usize =>
             {
@@ -161,11 +175,11 @@ impl<K, V> Table<K, V> {
         debug_assert!(groups.is_power_of_two() && groups * GROUP_SLOTS == capacity);
         let ctrl = Zeroed::new(groups, || AtomicU64::new(ALL_EMPTY))?;
         let entries = Zeroed::new(capacity, || UnsafeCell::new(MaybeUninit::uninit()))?;
-        let origins = Zeroed::new(capacity, || AtomicU32::new(0))?;
+        let moved_on = Zeroed::new(groups.div_ceil(8), || AtomicU64::new(0))?;
         Ok(Box::new(Self {
             ctrl,
             entries,
-            origins,
+            moved_on,
             next: AtomicPtr::new(ptr::null_mut()),
             _owns: PhantomData,
         }))
@@ -285,7 +299,7 @@ impl<K, V> Table<K, V> {
     }
 
     /// Probes for `key`, as the writer (the shard lock held): its unmoved slot, or the first
-    /// EMPTY one on its probe path.
+    /// FREE or EMPTY one on its probe path (which ends at the first group with an EMPTY slot).
     ///
     /// Returns `None` only if the key is absent and no group on its path has an EMPTY slot.
     pub(crate) fn find_for_write<Q>(&self, hash: u64, key: &Q) -> Option<Slot>
@@ -297,6 +311,7 @@ impl<K, V> Table<K, V> {
         let mask = self.ctrl.len() - 1;
         let mut group_index = hash as usize & mask;
         let mut stride = 0;
+        let mut free = None;
         loop {
             // Safety: `group_index <= mask < ctrl.len()`.
             let ctrl = unsafe { self.ctrl.get_unchecked(group_index) };
@@ -314,12 +329,16 @@ impl<K, V> Table<K, V> {
                     return Some(Slot::Occupied { index });
                 }
             }
-            if let Some(offset) = group::match_empty(group).next() {
-                let index = group_index * POSITIONS + offset;
-                return Some(Slot::Vacant { index });
+            if free.is_none() {
+                free = group::match_reusable(group)
+                    .next()
+                    .map(|offset| group_index * POSITIONS + offset);
+            }
+            if group::match_empty(group).any() {
+                return free.map(|index| Slot::Vacant { index });
             }
             if stride == mask {
-                return None;
+                return free.map(|index| Slot::Vacant { index });
             }
             stride += 1;
             group_index = (group_index + stride) & mask;
@@ -337,13 +356,16 @@ impl<K, V> Table<K, V> {
         })
     }
 
-    /// Where a new entry for the key in slot `index` goes when its value changes: an EMPTY slot
-    /// of the same group if there is one, else the first EMPTY slot after it on the key's probe
-    /// path (writer only).
+    /// Where a new entry for the key in slot `index` goes when its value changes: a FREE or
+    /// EMPTY slot of the same group if there is one, else the first one after it on the key's
+    /// probe path (writer only).
     ///
     /// No group before `index`'s on the path has an EMPTY slot (a probe would have stopped
-    /// there, and slots never become EMPTY again), so the new slot is where every probe for the
-    /// key that passes the old slot will look next.
+    /// there, and slots never become EMPTY again), and the first FREE or EMPTY slot after it
+    /// comes no later than the first group with an EMPTY slot; so the new slot is where every
+    /// probe for the key that passes the old slot will look next. (A FREE slot *before* the old
+    /// one would not do: a reader that had passed it while still FREE would miss the key once
+    /// the old slot is marked.)
     pub(crate) fn find_replacement(&self, hash: u64, index: usize) -> Option<usize> {
         let home = index / POSITIONS;
         self.probe(hash)
@@ -351,7 +373,7 @@ impl<K, V> Table<K, V> {
             .find_map(|group_index| {
                 // Relaxed: the writer holds the lock (see `find_for_write`).
                 let group = self.ctrl[group_index].load(Ordering::Relaxed);
-                let offset = group::match_empty(group).next()?;
+                let offset = group::match_reusable(group).next()?;
                 Some(group_index * POSITIONS + offset)
             })
     }
@@ -415,82 +437,102 @@ impl<K, V> Table<K, V> {
             .with(|cell| unsafe { ptr::read(cell.cast::<Node<K, V>>()) })
     }
 
-    /// Writes `node` into the EMPTY slot `index`'s entry (writer only), not yet published.
+    /// Writes `node` into the EMPTY or FREE slot `index`'s entry (writer only), not yet
+    /// published.
     #[inline]
     fn write(&self, index: usize, node: Node<K, V>) {
-        debug_assert_eq!(self.ctrl_byte(index), group::EMPTY);
-        // Safety: an EMPTY slot's entry is read by no one (readers and the writer only read
-        // entries of slots they saw FULL), and the writer holds the lock.
+        debug_assert!(matches!(self.ctrl_byte(index), group::EMPTY | group::FREE));
+        // Safety: an EMPTY slot's entry is read by no one, and a FREE slot's by no one any more
+        // (readers and the writer only read entries of slots they saw FULL, and a slot becomes
+        // FREE only once every guard that could have seen it FULL is gone); the writer holds the
+        // lock.
         self.cell(index)
             .with_mut(|cell| unsafe { (*cell).write(node) });
     }
 
-    /// Publishes `node` under `tag` in the EMPTY slot `index` (writer only): the entry first,
-    /// then the control byte that makes readers look at it.
+    /// Publishes `node` under `tag` in the EMPTY or FREE slot `index` (writer only): the entry
+    /// first, then the control byte that makes readers look at it. Returns whether the slot was
+    /// EMPTY (the table's count of used slots grows).
     #[inline]
-    pub(crate) fn publish(&self, index: usize, node: Node<K, V>, tag: u8) {
+    pub(crate) fn publish(&self, index: usize, node: Node<K, V>, tag: u8) -> bool {
+        let was_empty = self.ctrl_byte(index) == group::EMPTY;
         self.write(index, node);
         let (ctrl, offset) = self.locate(index);
         // Relaxed: the writer holds the lock (see `find_for_write`).
         let group = ctrl.load(Ordering::Relaxed);
         store_ctrl(ctrl, group::with_byte(group, offset, tag));
+        was_empty
     }
 
-    /// Publishes `node`, the key's new entry, in the EMPTY slot `new` (from `find_replacement`),
-    /// and retires the key's old slot `old` (writer only).
+    /// Publishes `node`, the key's new entry, in the FREE or EMPTY slot `new` (from
+    /// `find_replacement`), and retires the key's old slot `old` (writer only).
     ///
     /// In the same group, one store does both, so every reader sees the old entry or the new
     /// one. Otherwise the new entry is published first: until the old slot is marked, probes for
     /// the key stop at the old slot, which comes first on its path; once it is marked, they go
     /// on to the new one, already visible to them (the mark's `Release` orders it after). The old
-    /// slot becomes FORWARDED if it is the key's origin, else DELETED, and the new slot names the
-    /// origin (module docs).
+    /// slot becomes FORWARDED if it is the key's origin, else DELETED, and the new slot is marked
+    /// moved-on (module docs); in the same group, the new slot simply takes the old one's place.
     #[inline]
-    pub(crate) fn publish_replacing(&self, new: usize, node: Node<K, V>, tag: u8, old: usize) {
+    pub(crate) fn publish_replacing(
+        &self,
+        new: usize,
+        node: Node<K, V>,
+        tag: u8,
+        old: usize,
+    ) -> Replaced {
+        let was_empty = self.ctrl_byte(new) == group::EMPTY;
+        let old_moved_on = self.is_moved_on(old);
         self.write(new, node);
         let (new_ctrl, new_offset) = self.locate(new);
         let (old_ctrl, old_offset) = self.locate(old);
-        // Relaxed: only the writer stores `origins`, and readers load an entry of it only after
-        // the Release store that publishes its slot.
-        let origin = self.origin(old).load(Ordering::Relaxed);
         // Relaxed: the writer holds the lock (see `find_for_write`).
         let group = new_ctrl.load(Ordering::Relaxed);
         let published = group::with_byte(group, new_offset, tag);
-        if ptr::eq(new_ctrl, old_ctrl) {
-            // The new slot takes the old one's place, origin or not.
-            self.origin(new).store(origin, Ordering::Relaxed);
+        let across = !ptr::eq(new_ctrl, old_ctrl);
+        if across || old_moved_on {
+            self.set_moved_on(new);
+        }
+        let forwarded = across && !old_moved_on;
+        if !across {
             store_ctrl(
                 new_ctrl,
                 group::with_byte(published, old_offset, group::DELETED),
             );
-            return;
+        } else {
+            let old_byte = if forwarded {
+                group::FORWARDED
+            } else {
+                group::DELETED
+            };
+            // The loom models' teeth: the old slot marked first, so that for a moment probes for
+            // the key find neither entry.
+            #[cfg(lanemap_broken_forward)]
+            self.mark(old, old_byte);
+            store_ctrl(new_ctrl, published);
+            #[cfg(not(lanemap_broken_forward))]
+            self.mark(old, old_byte);
         }
-        let (origin, old_byte) = match origin {
-            0 => (old as u32 + 1, group::FORWARDED),
-            origin => (origin, group::DELETED),
-        };
-        // Relaxed: published by the control word's Release store below, as the entry is.
-        self.origin(new).store(origin, Ordering::Relaxed);
-        // The loom models' teeth: the old slot marked first, so that for a moment probes for the
-        // key find neither entry.
-        #[cfg(lanemap_broken_forward)]
-        self.mark(old, old_byte);
-        store_ctrl(new_ctrl, published);
-        #[cfg(not(lanemap_broken_forward))]
-        self.mark(old, old_byte);
+        Replaced {
+            was_empty,
+            old_moved_on,
+            moved_on: across || old_moved_on,
+            forwarded,
+        }
     }
 
-    /// Marks the key's FULL slot `index` DELETED (writer only), and its origin too, if it has
-    /// moved on from one: the key leaves the table. The entry's bytes stay readable.
+    /// Marks the key's FULL slot `index` DELETED (writer only): the key leaves the table. Its
+    /// bytes stay readable.
     #[inline]
     pub(crate) fn unpublish(&self, index: usize) {
         self.mark(index, group::DELETED);
-        // Relaxed: only the writer stores `origins`.
-        let origin = self.origin(index).load(Ordering::Relaxed);
-        if origin != 0 {
-            debug_assert_eq!(self.ctrl_byte(origin as usize - 1), group::FORWARDED);
-            self.mark(origin as usize - 1, group::DELETED);
-        }
+    }
+
+    /// Marks the FORWARDED origin `index` of a key that leaves the table DELETED (writer only).
+    #[inline]
+    pub(crate) fn close_origin(&self, index: usize) {
+        debug_assert_eq!(self.ctrl_byte(index), group::FORWARDED);
+        self.mark(index, group::DELETED);
     }
 
     /// Stores `byte` as slot `index`'s control byte (writer only).
@@ -504,17 +546,51 @@ impl<K, V> Table<K, V> {
     }
 
     #[inline]
-    fn origin(&self, index: usize) -> &AtomicU32 {
-        &self.origins[index - index / POSITIONS]
+    fn moved_on_word(&self, index: usize) -> (&AtomicU64, u64) {
+        (&self.moved_on[index / 64], 1 << (index % 64))
     }
 
-    /// Whether the slot `index`, seen FULL by an iterator, is where its key moved on to from an
+    /// Whether slot `index` holds (or, DELETED, held) a key that moved on from its origin
+    /// (writer only).
+    #[inline]
+    pub(crate) fn is_moved_on(&self, index: usize) -> bool {
+        let (word, bit) = self.moved_on_word(index);
+        // Relaxed: only the writer stores the bits.
+        word.load(Ordering::Relaxed) & bit != 0
+    }
+
+    fn set_moved_on(&self, index: usize) {
+        let (word, bit) = self.moved_on_word(index);
+        // Relaxed, both: only the writer stores the bits, and readers look at a slot's bit only
+        // after loading the slot FULL (Acquire) from the control word store that follows.
+        word.store(word.load(Ordering::Relaxed) | bit, Ordering::Relaxed);
+    }
+
+    /// Whether the slot `index`, seen FULL by an iterator, holds a key that moved on from its
     /// origin (module docs).
     #[inline]
     pub(crate) fn moved_on_for_reader(&self, index: usize) -> bool {
-        // Relaxed: written before the control word's Release store that the caller's load of
-        // the slot FULL (Acquire) synchronised with, and never changed.
-        self.origin(index).load(Ordering::Relaxed) != 0
+        let (word, bit) = self.moved_on_word(index);
+        // Relaxed: the bit was set before the control word's Release store that the caller's
+        // load of the slot FULL (Acquire) synchronised with, and is cleared only once no guard
+        // that saw the slot FULL is left.
+        word.load(Ordering::Relaxed) & bit != 0
+    }
+
+    /// Makes the DELETED slot `index` FREE, for reuse (writer only).
+    ///
+    /// # Safety
+    /// No reader can still hold the slot's entry: every guard that was active when the slot was
+    /// marked DELETED has ended since.
+    #[inline]
+    pub(crate) unsafe fn recycle(&self, index: usize) {
+        debug_assert_eq!(self.ctrl_byte(index), group::DELETED);
+        if self.is_moved_on(index) {
+            let (word, bit) = self.moved_on_word(index);
+            // Relaxed: only the writer stores the bits; no reader looks at this one any more.
+            word.store(word.load(Ordering::Relaxed) & !bit, Ordering::Relaxed);
+        }
+        self.mark(index, group::FREE);
     }
 
     /// Marks slot `index` MOVED, after its entry's copy was published in `next` (writer only).

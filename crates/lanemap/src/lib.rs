@@ -124,29 +124,34 @@
 //!
 //! [`HashMap`] walks its tables without locking, while writers and table migrations go on:
 //!
-//! - an entry present and unchanged for the whole walk is seen exactly once;
+//! - a key present for the whole walk is seen exactly once, even if its value changes meanwhile
+//!   (with its old value or its new one), so a loop may update every entry it is shown;
 //! - each entry is seen with a value it really had;
-//! - an entry inserted, changed or removed during the walk may or may not be seen;
+//! - an entry inserted or removed during the walk may or may not be seen;
 //! - a key removed *and inserted again* while the walk runs may be seen twice (once per life),
 //!   as with Java's `ConcurrentHashMap`. Deduplicate if your loop cannot allow that.
 //!
 //! # Memory (HashMap)
 //!
-//! A [`HashMap`] reader may still be looking at an entry that a writer has just replaced or
-//! removed, so entries are freed through [seize](https://docs.rs/seize)'s reclamation: once
-//! every guard that was active when the entry was unlinked has ended. Every method without a
-//! guard argument enters and leaves a guard by itself; [`HashMap::pin`] keeps one for as long as
-//! the handle lives, so [refresh](HashMapRef::refresh) long-lived pins regularly.
-//! Removed entries wait in their shard until 32 have gathered, and then in the removing
+//! A [`HashMap`] stores its entries inline in its tables, and a reader may still be looking at
+//! an entry that a writer has just replaced or removed. So an entry's slot is never written
+//! over while a reader could hold it: a change of value writes the new entry into another slot,
+//! and the old slot, like a removed entry's, is reused only after a grace period of
+//! [seize](https://docs.rs/seize)'s reclamation: once every guard that was active when the slot
+//! was vacated has ended. Keys and values that need dropping are dropped after the same grace
+//! period. Every method without a guard argument enters and leaves a guard by itself;
+//! [`HashMap::pin`] keeps one for as long as the handle lives, so
+//! [refresh](HashMapRef::refresh) long-lived pins regularly: a pin held for long keeps vacated
+//! slots from being reused, and the table then migrates into a fresh one sooner.
+//! Removed keys and values wait in their shard until 32 have gathered, and then in the removing
 //! thread's reclamation batch (4 such groups, so about 128 entries);
 //! [`HashMap::flush_removed`] hands both over at once, for values whose `Drop`
 //! should not wait (open files, connections).
 //! Tables shrink as entries are removed (and at once when a shard empties, or on
-//! [`shrink_to_fit`](HashMap::shrink_to_fit)). Entries live in per-shard slabs (chunks of up
-//! to 2 MiB): a removed entry's block is reused by the shard's next inserts, and a shard's
-//! chunks go back to the allocator when the shard empties (once reclamation has run), so an
-//! emptied map gives all its memory back, while a map that shrinks from a peak to a few
-//! entries keeps its entry chunks for the inserts to come.
+//! [`shrink_to_fit`](HashMap::shrink_to_fit)), so an emptied map gives its memory back.
+//! Tables of 1 MiB and more are mapped straight from the operating system (on unix), and those
+//! of 4 MiB and more ask Linux for transparent huge pages, which cut the cost of address
+//! translation for lookups in large tables; see [`mapped_table_bytes`].
 //!
 //! # Async
 //!
@@ -196,11 +201,10 @@
 //!   by [`clear`](ShardedMap::clear) (as in std); [`shrink_to_fit`](ShardedMap::shrink_to_fit)
 //!   gives that room back too. [`HashMap`] tables shrink as they empty.
 //! - [`HashMap`] only: entries are immutable once published, so methods that hand back an old
-//!   value return a clone (`V: Clone`), [`update`](HashMap::update) and
-//!   [`upsert`](HashMap::upsert) change a copy and publish it, and methods that change the value
-//!   of a key they were given by reference clone the stored key (`K: Clone`). Reads by
-//!   reference, without any clone, go through [`pin`](HashMap::pin). `insert` over an existing
-//!   key stores the new (equal) key, where std keeps the old one.
+//!   value return a clone (`V: Clone`), and [`update`](HashMap::update) and
+//!   [`upsert`](HashMap::upsert) change a copy and publish it. Reads by reference, without any
+//!   clone, go through [`pin`](HashMap::pin). A change of value keeps the stored key, as std's
+//!   `insert` does.
 //!
 //! # Performance
 //!
@@ -215,16 +219,15 @@
 //! lower contention between writers; fewer make whole-map operations cheaper.
 //!
 //! [`HashMap`] reads take no lock and store nothing: readers on many cores never contend, even
-//! on one hot key. Its tables keep 7 entry pointers and their 7 tag bytes on one 64-byte cache
-//! line, so a lookup touches one table line per probed group, plus the entry. (Simulated with
-//! cachegrind, 1M u64 keys, 4 MiB last-level cache, random gets: 2.4 last-level misses per get,
-//! against 3.7 for papaya and 1.2 for dashmap, whose entries sit inline behind a lock.) Writes
-//! lock one shard and take a block for the new entry from the shard's slab (no call to the
-//! allocator, except for a new chunk); removed entries are retired to reclamation in groups
-//! of 32. On write-heavy mixes [`ShardedMap`] is still the better choice. Tables grow and
-//! shrink incrementally: a write moves at most 128 slot positions of an outgrown table, so no
-//! single insert pays for copying a whole table, and a new table is zeroed memory that the
-//! kernel maps as the migration touches it.
+//! on one hot key. Its tables keep entries inline (key, value and hash), with one 8-byte control
+//! word per 7 slots in an array of their own: a large table's control words stay in the CPU's
+//! cache when its entries do not, so a lookup that hits costs about one cache miss, the entry's,
+//! where a table of pointers to entries (papaya's) costs two. Writes lock one shard and never
+//! call the allocator except to grow a table; vacated slots are reused after their grace period
+//! (handed to reclamation 64 at a time). On write-heavy mixes [`ShardedMap`] is still the
+//! better choice. Tables grow and shrink incrementally: a write moves at most 128 slot
+//! positions of an outgrown table, so no single insert pays for copying a whole table, and a
+//! new table is zeroed memory that the kernel maps as the migration touches it.
 //! `cargo run --release -p lanemap-bench` measures the maps against their peers on your machine.
 //!
 //! # Optional features

@@ -35,8 +35,6 @@ map_tests!(
     clone_is_independent,
     debug_formats_as_a_map,
     maps_are_send_and_sync,
-    ; sharded_only:
-    // HashMap's insert replaces the stored key with the new, equal one (std keeps the first).
     insert_keeps_the_first_key,
 );
 

@@ -334,9 +334,8 @@ impl<K, V, S> HashMap<K, V, S> {
 
     /// Shrinks every shard's table to fit its entries, giving memory back.
     ///
-    /// Tables also shrink by themselves as entries are removed; this does it at once. The
-    /// entries' own memory (the shards' slabs; see the [crate docs](crate#memory-hashmap))
-    /// goes back only for shards left empty.
+    /// Tables also shrink by themselves as entries are removed; this does it at once (entries
+    /// live in the tables: see the [crate docs](crate#memory-hashmap)).
     ///
     /// # Examples
     /// ```
@@ -488,8 +487,8 @@ where
 
     /// Inserts `value` for `key`, returning a clone of the value it replaces.
     ///
-    /// Unlike std, a replaced entry takes the new (equal) key too. Without `V: Clone`, use
-    /// [`pin`](Self::pin)`().insert`, which returns a reference instead.
+    /// As in std, a replaced entry keeps its key (the new, equal one is dropped). Without
+    /// `V: Clone`, use [`pin`](Self::pin)`().insert`, which returns a reference instead.
     ///
     /// # Examples
     /// ```

@@ -12,14 +12,15 @@
 //! but a migration is under way.
 //!
 //! **Writes** lock their shard, then publish entries, inline in the table, with `Release`
-//! stores. An entry is never written twice: changing a value writes the new entry into an
-//! unused slot and marks the old slot DELETED, so a reader holding the old entry keeps a
-//! consistent key and value until its guard ends (`table.rs` has the protocol). The key and
-//! value taken out of a DELETED slot are dropped after a grace period (see [`RETIRE_BATCH`]);
-//! types that need no drop skip that step altogether.
+//! stores. A FULL slot's entry is never written over: changing a value writes the new entry
+//! into an unused slot and marks the old slot DELETED, so a reader holding the old entry keeps
+//! a consistent key and value until its guard ends (`table.rs` has the protocol). DELETED
+//! slots are reused once a grace period has passed (see [`RECYCLE_BATCH`]), and the keys and
+//! values taken out of them are dropped after one too (see [`RETIRE_BATCH`]); types that need
+//! no drop skip that step altogether.
 //!
-//! **Resizing** is incremental. When a table's used slots (entries and tombstones, which are
-//! never reused) reach its load limit, or when it mostly empties, the writer allocates the
+//! **Resizing** is incremental. When a table's used slots (entries and tombstones not yet
+//! reused) reach its load limit, or when it mostly empties, the writer allocates the
 //! next table (sized for the live entries with room to spare), links it from the old one's
 //! `next`, and from then on every write to the shard first moves [`MIGRATE_CHUNK`] slots of the
 //! old table (and the slot of the key it is about to write). A moved slot keeps its bytes with
@@ -433,6 +434,12 @@ impl<K, V, S> RawMap<K, V, S> {
         Q: Equivalent<K> + ?Sized,
     {
         let shard = self.shard(hash);
+        // Acquire: pairs with the Release store that installed the table, whose fields the
+        // prefetch reads. Only a hint of where the write goes (`newest` is `current` but during
+        // a migration); the guard keeps the table allocated.
+        let table = guard.protect(&*shard.current, Ordering::Acquire);
+        // Safety: loaded through `guard` from `current`; tables are retired only once unlinked.
+        unsafe { &*table }.prefetch_for_write(hash);
         let mut writer = shard.writer.lock();
         // Relaxed: a hint; `reuse_recycled` takes the batches with Acquire.
         if !shard.recycled.load(Ordering::Relaxed).is_null() {

@@ -20,19 +20,20 @@
 //!
 //! # Why a reader may keep a reference into the table
 //!
-//! A slot's entry is written once, while the slot is EMPTY, before the control byte that makes
-//! it FULL (`Release`; readers load control words with `Acquire`). Nothing writes the entry
-//! again while the table lives:
+//! A slot's entry is written only while the slot is EMPTY or FREE, before the control byte that
+//! makes it FULL (`Release`; readers load control words with `Acquire`). Nothing writes a FULL
+//! slot's entry:
 //!
 //! - a removal only marks the slot DELETED;
-//! - a change of value writes the new entry into another EMPTY slot and marks the old one
-//!   DELETED (or FORWARDED, see below), in the same store when both slots share a group;
-//! - DELETED slots are never used again: the tombstones go when the shard migrates into a fresh
-//!   table, as it does to grow;
+//! - a change of value writes the new entry into another EMPTY or FREE slot and marks the old
+//!   one DELETED (or FORWARDED, see below), in the same store when both slots share a group;
+//! - a DELETED slot becomes FREE (writable again) only after a grace period: the shard's writer
+//!   hands it to reclamation, which gives it back once every guard that was active when the
+//!   slot was marked has ended (`RawMap`'s `RECYCLE_BATCH`);
 //! - a migration copies the entry into the next table and sets the slot's MOVED bit.
 //!
-//! So a `&Node` a reader takes stays valid and unchanged until the table is freed, which
-//! reclamation delays until the reader's guard is gone.
+//! So a `&Node` a reader takes stays valid and unchanged while the reader's guard lives: the
+//! slot cannot be written again before the guard ends, nor the table freed.
 //!
 //! # What iteration needs
 //!
@@ -52,12 +53,12 @@
 //!
 //! The origin's key bytes are the moved-on entry's: a change of value keeps the key it has (as
 //! `std`'s map does), and the removal that drops it first marks the origin DELETED.
-
+//!
 //! Who owns (and drops) a slot's key and value: the table, while the slot is FULL and not
 //! MOVED; a MOVED slot's belong to its copy in the next table; a DELETED slot's to whoever
 //! removed it (`RawMap` drops them after a grace period), except that a change of value hands the
-//! key on to the new entry. The bytes of a DELETED, FORWARDED or MOVED slot stay readable until
-//! the table is freed, for the readers that still hold them.
+//! key on to the new entry. The bytes of a DELETED, FORWARDED or MOVED slot stay readable for
+//! the readers that still hold them: until it is recycled, or the table freed.
 //!
 //! Slot states as a reader sees them:
 //!
@@ -66,6 +67,7 @@
 //! | EMPTY | clear | never used; ends a probe |
 //! | DELETED | either | tombstone |
 //! | FORWARDED | either | tombstone; the key lives on in a later slot (for iteration) |
+//! | FREE | clear | tombstone that writers may fill again |
 //! | tag | clear | live entry |
 //! | tag | set | entry copied to `next`; look there |
 
@@ -615,6 +617,19 @@ impl<K, V> Table<K, V> {
         let group_index = hash as usize & (self.ctrl.len() - 1);
         prefetch(&raw const self.ctrl[group_index]);
         prefetch(&raw const self.entries[group_index * GROUP_SLOTS]);
+    }
+
+    /// Starts loading the first group of `hash`'s probe path, control word and entries, into
+    /// the cache: for a writer about to take the shard lock, so that the loads overlap each other
+    /// and the lock (x86's locked instructions wait for earlier loads, but not for prefetches).
+    #[inline]
+    pub(crate) fn prefetch_for_write(&self, hash: u64) {
+        let group_index = hash as usize & (self.ctrl.len() - 1);
+        prefetch(&raw const self.ctrl[group_index]);
+        let first = group_index * GROUP_SLOTS;
+        for offset in [0, GROUP_SLOTS / 2, GROUP_SLOTS - 1] {
+            prefetch(&raw const self.entries[first + offset]);
+        }
     }
 
     /// The control word of the group of slot `index`, for a reader walking the whole table

@@ -139,3 +139,53 @@ fn nodes_replaced_during_a_migration_stay_readable_until_it_ends() {
         }
     }
 }
+
+/// Entries live in the table, and a removed or replaced entry's slot is reused once no guard
+/// can hold it. A reference taken under a pin must stay intact however much the map churns
+/// meanwhile; once the pin is gone, churn reuses the vacated slots. (Under Miri, a slot reused
+/// too early is a use of freed memory, the old `String`'s buffer, or a write to memory a live
+/// reference points to.)
+#[test]
+fn a_pinned_reference_outlives_churn_and_its_slot_is_reused_after() {
+    let map: HashMap<u64, String> = HashMap::with_shards(1, 0, DefaultHashBuilder::default());
+    let (live, rounds) = if cfg!(miri) { (20, 200) } else { (200, 20_000) };
+    for i in 0..live {
+        map.insert(i, format!("value {i}"));
+    }
+    let pinned = map.pin();
+    let held: Vec<&String> = (0..live).map(|i| pinned.get(&i).unwrap()).collect();
+    // Remove and replace every held key, then churn other keys: each write vacates a slot.
+    for i in 0..live {
+        if i % 2 == 0 {
+            map.remove(&i);
+        } else {
+            map.insert(i, format!("new {i}"));
+        }
+    }
+    for round in 0..rounds {
+        let key = live + round % live;
+        map.insert(key, format!("churn {round}"));
+        map.remove(&key);
+        if round % 64 == 0 {
+            map.flush_removed();
+        }
+    }
+    for (i, value) in held.iter().enumerate() {
+        assert_eq!(**value, format!("value {i}"), "held reference {i} changed");
+    }
+    drop(pinned);
+    // No guard holds the vacated slots now: churn reuses them.
+    map.flush_removed();
+    for round in 0..rounds {
+        let key = 2 * live + round % live;
+        map.insert(key, format!("churn {round}"));
+        map.remove(&key);
+        if round % 64 == 0 {
+            map.flush_removed();
+        }
+    }
+    for i in 0..live {
+        let expected = (i % 2 == 1).then(|| format!("new {i}"));
+        assert_eq!(map.get(&i), expected);
+    }
+}

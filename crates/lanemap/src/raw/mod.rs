@@ -526,11 +526,19 @@ impl<K, V, S> RawMap<K, V, S> {
         // Safety: as above.
         let new_table = unsafe { &*writer.newest };
         let end = writer.cursor.saturating_add(count).min(old_table.end());
-        for position in writer.cursor..end {
-            if Table::<K, V>::is_slot(position) {
-                Self::prefetch_move(old_table, position + TARGET_AHEAD, new_table);
-                Self::move_slot(old_table, position, new_table, writer);
+        let mut position = writer.cursor;
+        while position < end {
+            // A group at a time (or the part of one that the chunk covers).
+            let group_end = Table::<K, V>::group_end(position).min(end);
+            Self::prefetch_move(old_table, position + TARGET_AHEAD, new_table);
+            let mut moved = Table::<K, V>::NO_SLOTS;
+            for index in old_table.movable(position, group_end) {
+                Self::move_entry(old_table, index, new_table, writer);
+                moved = Table::<K, V>::with_slot(moved, index);
             }
+            // After the copies are published: a reader that sees MOVED finds them in `new`.
+            old_table.mark_moved(position, moved);
+            position = group_end;
         }
         writer.cursor = end;
         if end == old_table.end() {
@@ -567,14 +575,18 @@ impl<K, V, S> RawMap<K, V, S> {
         }
     }
 
-    /// Starts loading the target slot in `new` of the entry at `position`, [`TARGET_AHEAD`]
-    /// positions before its move. (The old table is read in order, which the CPU's own
-    /// prefetcher follows; the targets are random in memory.)
+    /// Starts loading the target groups in `new` of the entries of the group at `position`,
+    /// [`TARGET_AHEAD`] positions before their moves. (The old table is read in order, which
+    /// the CPU's own prefetcher follows; the targets are random in memory.)
     #[inline]
     fn prefetch_move(old: &Table<K, V>, position: usize, new: &Table<K, V>) {
-        if position < old.end() && Table::<K, V>::is_slot(position) && old.holds_entry(position) {
+        if position >= old.end() {
+            return;
+        }
+        let start = Table::<K, V>::group_start(position);
+        for index in old.movable(start, Table::<K, V>::group_end(start)) {
             // Safety: a FULL slot of the locked shard's table.
-            new.prefetch_group(unsafe { old.node(position) }.hash);
+            new.prefetch_group(unsafe { old.node(index) }.hash);
         }
     }
 
@@ -583,19 +595,28 @@ impl<K, V, S> RawMap<K, V, S> {
         if !old.holds_entry(index) {
             return;
         }
+        Self::move_entry(old, index, new, writer);
+        old.mark_moved(
+            index,
+            Table::<K, V>::with_slot(Table::<K, V>::NO_SLOTS, index),
+        );
+    }
+
+    /// Moves the entry of the FULL, unmoved slot `index` of `old` into `new`; the caller then
+    /// marks the slot MOVED.
+    #[inline]
+    fn move_entry(old: &Table<K, V>, index: usize, new: &Table<K, V>, writer: &mut Writer<K, V>) {
         // Safety: a FULL slot of the locked shard's table.
         let hash = unsafe { old.node(index) }.hash;
         let target = new.find_empty(hash).expect(
             "lanemap internal error: a migration target ran out of room; \
              it is sized for the old table's entries plus one chunk of writes",
         );
-        // Safety: FULL and not MOVED, under the lock; marked MOVED below, so the old table
-        // never drops it (its copy in `new` owns the key and value from now on).
+        // Safety: FULL and not MOVED, under the lock; the caller marks it MOVED, so the old
+        // table never drops it (its copy in `new` owns the key and value from now on).
         let node = unsafe { old.take(index) };
         let was_empty = new.publish(target, node, group::tag(hash));
         writer.used += usize::from(was_empty);
-        // After the copy is published: a reader that sees MOVED finds the entry in `new`.
-        old.mark_moved(index);
     }
 
     /// The capacity a migration target needs: the live entries with half as many again to

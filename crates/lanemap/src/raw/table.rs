@@ -349,13 +349,26 @@ impl<K, V> Table<K, V> {
 
     /// The first EMPTY slot on `hash`'s probe path (for an entry known to be absent, such as one
     /// a migration moves in).
+    #[inline]
     pub(crate) fn find_empty(&self, hash: u64) -> Option<usize> {
-        self.probe(hash).find_map(|group_index| {
+        // The probe sequence of `probe`, written out: every moved entry runs it.
+        let mask = self.ctrl.len() - 1;
+        let mut group_index = hash as usize & mask;
+        let mut stride = 0;
+        loop {
+            // Safety: `group_index <= mask < ctrl.len()`.
+            let ctrl = unsafe { self.ctrl.get_unchecked(group_index) };
             // Relaxed: the writer holds the lock (see `find_for_write`).
-            let group = self.ctrl[group_index].load(Ordering::Relaxed);
-            let offset = group::match_empty(group).next()?;
-            Some(group_index * POSITIONS + offset)
-        })
+            let group = ctrl.load(Ordering::Relaxed);
+            if let Some(offset) = group::match_empty(group).next() {
+                return Some(group_index * POSITIONS + offset);
+            }
+            if stride == mask {
+                return None;
+            }
+            stride += 1;
+            group_index = (group_index + stride) & mask;
+        }
     }
 
     /// Where a new entry for the key in slot `index` goes when its value changes: a FREE or
@@ -595,20 +608,66 @@ impl<K, V> Table<K, V> {
         self.mark(index, group::FREE);
     }
 
-    /// Marks slot `index` MOVED, after its entry's copy was published in `next` (writer only).
+    /// No slots, for [`with_slot`](Self::with_slot) and [`mark_moved`](Self::mark_moved).
+    pub(crate) const NO_SLOTS: u8 = 0;
+
+    /// `slots` (a bit per offset in a group) with slot `index`'s added.
     #[inline]
-    pub(crate) fn mark_moved(&self, index: usize) {
-        let (ctrl, offset) = self.locate(index);
+    pub(crate) fn with_slot(slots: u8, index: usize) -> u8 {
+        slots | 1 << (index % POSITIONS)
+    }
+
+    /// The first position of `position`'s group.
+    #[inline]
+    pub(crate) fn group_start(position: usize) -> usize {
+        position / POSITIONS * POSITIONS
+    }
+
+    /// One past the last position of `position`'s group.
+    #[inline]
+    pub(crate) fn group_end(position: usize) -> usize {
+        Self::group_start(position) + POSITIONS
+    }
+
+    /// The FULL, unmoved slots at positions `from..to`, within one group (writer only).
+    #[inline]
+    pub(crate) fn movable(
+        &self,
+        from: usize,
+        to: usize,
+    ) -> impl Iterator<Item = usize> + use<K, V> {
+        debug_assert!(from < to && to <= Self::group_end(from));
+        let (ctrl, first) = self.locate(from);
         // Relaxed: the writer holds the lock (see `find_for_write`).
         let group = ctrl.load(Ordering::Relaxed);
-        // Release: a reader that sees the MOVED bit (Acquire) also sees the copy in `next`,
+        let start = from - first;
+        (first..(to - start).min(GROUP_SLOTS))
+            .filter(move |&offset| {
+                group::is_full(group::byte(group, offset)) && !group::is_moved(group, offset)
+            })
+            .map(move |offset| start + offset)
+    }
+
+    /// Marks `slots` (a bit per offset) of the group at `position` MOVED, after their entries'
+    /// copies were published in `next` (writer only).
+    #[inline]
+    pub(crate) fn mark_moved(&self, position: usize, slots: u8) {
+        if slots == Self::NO_SLOTS {
+            return;
+        }
+        let (ctrl, _) = self.locate(Self::group_start(position));
+        // Relaxed: the writer holds the lock (see `find_for_write`).
+        let group = (0..GROUP_SLOTS)
+            .filter(|offset| slots & 1 << offset != 0)
+            .fold(ctrl.load(Ordering::Relaxed), group::with_moved);
+        // Release: a reader that sees a MOVED bit (Acquire) also sees the copy in `next`,
         // published before it.
         #[cfg(not(lanemap_broken_publish))]
-        ctrl.store(group::with_moved(group, offset), Ordering::Release);
+        ctrl.store(group, Ordering::Release);
         // The loom models' teeth: a Relaxed MOVED mark, so a reader that sees it may not see the
         // entry's copy in `next`.
         #[cfg(lanemap_broken_publish)]
-        ctrl.store(group::with_moved(group, offset), Ordering::Relaxed);
+        ctrl.store(group, Ordering::Relaxed);
     }
 
     /// Starts loading the first group of `hash`'s probe path into the cache (writer only).

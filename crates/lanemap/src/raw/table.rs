@@ -102,6 +102,9 @@ pub(crate) struct Table<K, V> {
     moved_on: Zeroed<AtomicU64>,
     /// The table this one migrates into; null until a migration starts, then never changed.
     pub(crate) next: AtomicPtr<Table<K, V>>,
+    /// For a large table, the one mapping that holds all three arrays (which then free
+    /// nothing themselves): so that the control words get the huge pages the entries get.
+    _block: Option<Zeroed<u8>>,
     /// The table owns the keys and values of its FULL, unmoved slots (drop check).
     _owns: PhantomData<Node<K, V>>,
 }
@@ -175,16 +178,60 @@ impl<K, V> Table<K, V> {
     pub(crate) fn try_new(capacity: usize) -> Result<Box<Self>, TryReserveError> {
         let groups = capacity / GROUP_SLOTS;
         debug_assert!(groups.is_power_of_two() && groups * GROUP_SLOTS == capacity);
+        let moved_on_words = groups.div_ceil(8);
+        #[cfg(all(unix, not(miri), not(loom)))]
+        if let Some(table) = Self::try_new_mapped(groups, moved_on_words)? {
+            return Ok(table);
+        }
         let ctrl = Zeroed::new(groups, || AtomicU64::new(ALL_EMPTY))?;
         let entries = Zeroed::new(capacity, || UnsafeCell::new(MaybeUninit::uninit()))?;
-        let moved_on = Zeroed::new(groups.div_ceil(8), || AtomicU64::new(0))?;
+        let moved_on = Zeroed::new(moved_on_words, || AtomicU64::new(0))?;
         Ok(Box::new(Self {
             ctrl,
             entries,
             moved_on,
             next: AtomicPtr::new(ptr::null_mut()),
+            _block: None,
             _owns: PhantomData,
         }))
+    }
+
+    /// A large table's arrays in one mapping: control words, then MOVED-on bits, then the
+    /// entries (at a cache line). `None` if the table is too small to be mapped.
+    #[cfg(all(unix, not(miri), not(loom)))]
+    fn try_new_mapped(
+        groups: usize,
+        moved_on_words: usize,
+    ) -> Result<Option<Box<Self>>, TryReserveError> {
+        use std::alloc::Layout;
+        let overflow = |_| TryReserveError::CapacityOverflow;
+        let ctrl = Layout::array::<AtomicU64>(groups).map_err(overflow)?;
+        let (layout, moved_on_at) = ctrl
+            .extend(Layout::array::<AtomicU64>(moved_on_words).map_err(overflow)?)
+            .map_err(overflow)?;
+        let entries = Layout::array::<Entry<K, V>>(groups * GROUP_SLOTS).map_err(overflow)?;
+        let entries = entries.align_to(64).map_err(overflow)?;
+        let (layout, entries_at) = layout.extend(entries).map_err(overflow)?;
+        if layout.size() < MAP_FROM_BYTES || layout.align() > 4096 {
+            return Ok(None);
+        }
+        let block = Zeroed::<u8>::map(layout.size(), layout)?;
+        let base = block.ptr;
+        // Safety: each part lies inside the mapping (`Layout::extend` placed them), aligned for
+        // its type (the mapping is page-aligned, and `extend` aligned the offsets), holds zero
+        // bytes, which are valid items (see `zeroed_box`), and is freed with `block`, which the
+        // table keeps as long as the parts.
+        let table = unsafe {
+            Self {
+                ctrl: Zeroed::part(base, 0, groups),
+                moved_on: Zeroed::part(base, moved_on_at, moved_on_words),
+                entries: Zeroed::part(base, entries_at, groups * GROUP_SLOTS),
+                next: AtomicPtr::new(ptr::null_mut()),
+                _block: Some(block),
+                _owns: PhantomData,
+            }
+        };
+        Ok(Some(Box::new(table)))
     }
 
     #[inline]
@@ -788,8 +835,20 @@ pub(crate) fn prefetch<T>(ptr: *const T) {
 struct Zeroed<T> {
     ptr: NonNull<T>,
     len: usize,
-    /// Whether `ptr` came from `mmap` (else from the global allocator, as a `Box<[T]>`).
-    mapped: bool,
+    /// Where `ptr` came from.
+    source: Source,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Source {
+    /// The global allocator, as a `Box<[T]>`.
+    Heap,
+    /// `mmap`.
+    #[cfg_attr(any(not(unix), miri, loom), allow(dead_code))]
+    Mapped,
+    /// Part of another `Zeroed`'s memory, which frees it.
+    #[cfg_attr(any(not(unix), miri, loom), allow(dead_code))]
+    Part,
 }
 
 // Safety: `Zeroed` owns its items as a `Box<[T]>` would.
@@ -838,8 +897,23 @@ impl<T> Zeroed<T> {
             // Safety: a `Box`'s pointer is non-null.
             ptr: unsafe { NonNull::new_unchecked(Box::into_raw(items).cast::<T>()) },
             len,
-            mapped: false,
+            source: Source::Heap,
         })
+    }
+
+    /// `len` items at `offset` bytes into `base`'s memory, which keeps owning them.
+    ///
+    /// # Safety
+    /// The range lies inside `base`'s mapping, is aligned for `T` and holds valid items (zero
+    /// bytes, for the table's types), and `base` outlives the part.
+    #[cfg(all(unix, not(miri), not(loom)))]
+    unsafe fn part(base: NonNull<u8>, offset: usize, len: usize) -> Self {
+        Self {
+            // Safety: the caller's contract: inside the mapping, so in bounds and non-null.
+            ptr: unsafe { base.add(offset) }.cast::<T>(),
+            len,
+            source: Source::Part,
+        }
     }
 
     #[cfg(all(unix, not(miri), not(loom)))]
@@ -873,7 +947,7 @@ impl<T> Zeroed<T> {
         Ok(Self {
             ptr,
             len,
-            mapped: true,
+            source: Source::Mapped,
         })
     }
 }
@@ -891,10 +965,14 @@ impl<T> std::ops::Deref for Zeroed<T> {
 impl<T> Drop for Zeroed<T> {
     fn drop(&mut self) {
         let slice = ptr::slice_from_raw_parts_mut(self.ptr.as_ptr(), self.len);
-        if !self.mapped {
-            // Safety: from `Box::into_raw` in `new`, not freed before.
-            drop(unsafe { Box::from_raw(slice) });
-            return;
+        match self.source {
+            Source::Part => return,
+            Source::Heap => {
+                // Safety: from `Box::into_raw` in `new`, not freed before.
+                drop(unsafe { Box::from_raw(slice) });
+                return;
+            }
+            Source::Mapped => {}
         }
         #[cfg(all(unix, not(miri), not(loom)))]
         {

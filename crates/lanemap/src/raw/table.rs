@@ -217,21 +217,23 @@ impl<K, V> Table<K, V> {
         }
         let block = Zeroed::<u8>::map(layout.size(), layout)?;
         let base = block.ptr;
-        // Safety: each part lies inside the mapping (`Layout::extend` placed them), aligned for
-        // its type (the mapping is page-aligned, and `extend` aligned the offsets), holds zero
-        // bytes, which are valid items (see `zeroed_box`), and is freed with `block`, which the
-        // table keeps as long as the parts.
-        let table = unsafe {
-            Self {
-                ctrl: Zeroed::part(base, 0, groups),
-                moved_on: Zeroed::part(base, moved_on_at, moved_on_words),
-                entries: Zeroed::part(base, entries_at, groups * GROUP_SLOTS),
-                next: AtomicPtr::new(ptr::null_mut()),
-                _block: Some(block),
-                _owns: PhantomData,
-            }
-        };
-        Ok(Some(Box::new(table)))
+        // Safety: each of the three parts lies inside the mapping (`Layout::extend` placed
+        // them), aligned for its type (the mapping is page-aligned, and `extend` aligned the
+        // offsets), holds zero bytes, which are valid items (see `zeroed_box`), and is freed
+        // with `block`, which the table keeps as long as the parts.
+        let ctrl = unsafe { Zeroed::part(base, 0, groups) };
+        // Safety: as above.
+        let moved_on = unsafe { Zeroed::part(base, moved_on_at, moved_on_words) };
+        // Safety: as above.
+        let entries = unsafe { Zeroed::part(base, entries_at, groups * GROUP_SLOTS) };
+        Ok(Some(Box::new(Self {
+            ctrl,
+            moved_on,
+            entries,
+            next: AtomicPtr::new(ptr::null_mut()),
+            _block: Some(block),
+            _owns: PhantomData,
+        })))
     }
 
     #[inline]

@@ -127,7 +127,7 @@ struct Shard<K, V> {
 /// Positions of DELETED slots of one table, on their way through a grace period.
 struct Recycled {
     /// Which of the shard's tables they are in (see `Writer::generation`).
-    generation: u32,
+    generation: u64,
     positions: Vec<u32>,
     /// The next batch on the shard's `recycled` stack.
     next: *mut Recycled,
@@ -169,7 +169,7 @@ struct Writer<K, V> {
     pending: Vec<u32>,
     /// Counts the tables `newest` has been, so that a batch of recycled slots of an earlier one
     /// is told apart (its slots are gone with that table).
-    generation: u32,
+    generation: u64,
     /// For each slot of `newest` whose key moved on from its origin (its `moved_on` bit set):
     /// the origin's position, to mark DELETED when the key leaves.
     origins: hashbrown::HashMap<u32, u32, foldhash::fast::FixedState>,
@@ -279,7 +279,9 @@ impl<K, V> Writer<K, V> {
         }
         let batch = Box::into_raw(Box::new(std::mem::take(&mut self.retired)));
         // Safety: the batch is ours alone, and guards created from now on cannot reach the
-        // slots its entries were taken from (they are DELETED, and so skipped by every probe).
+        // slots its entries were taken from: DELETED ones are skipped by every probe and walk,
+        // and of a FORWARDED one (a change of value's origin) a walk reads only the key, which
+        // is not in the batch (it lives on with the new entry).
         unsafe { guard.defer_retire(batch, reclaim_batch::<K, V>) };
     }
 }
@@ -351,7 +353,8 @@ impl<K, V, S> RawMap<K, V, S> {
     }
 
     /// Entries the shards' newest tables hold before they migrate: their entries, and the
-    /// unused slots left before the load limit.
+    /// never-used slots left before the load limit (a lower bound: tombstones made FREE take
+    /// entries too).
     pub(crate) fn capacity(&self) -> usize {
         self.shards
             .iter()
@@ -533,7 +536,11 @@ impl<K, V, S> RawMap<K, V, S> {
             Self::prefetch_move(old_table, position + TARGET_AHEAD, new_table);
             let mut moved = Table::<K, V>::NO_SLOTS;
             for index in old_table.movable(position, group_end) {
-                Self::move_entry(old_table, index, new_table, writer);
+                if !Self::move_entry(old_table, index, new_table, writer) {
+                    // Mark what did move, so that no entry is left owned by both tables.
+                    old_table.mark_moved(position, moved);
+                    Self::out_of_room();
+                }
                 moved = Table::<K, V>::with_slot(moved, index);
             }
             // After the copies are published: a reader that sees MOVED finds them in `new`.
@@ -595,28 +602,44 @@ impl<K, V, S> RawMap<K, V, S> {
         if !old.holds_entry(index) {
             return;
         }
-        Self::move_entry(old, index, new, writer);
+        if !Self::move_entry(old, index, new, writer) {
+            Self::out_of_room();
+        }
         old.mark_moved(
             index,
             Table::<K, V>::with_slot(Table::<K, V>::NO_SLOTS, index),
         );
     }
 
+    #[cold]
+    fn out_of_room() -> ! {
+        panic!(
+            "lanemap internal error: a migration target ran out of room; \
+             it is sized for the old table's entries plus one chunk of writes"
+        )
+    }
+
     /// Moves the entry of the FULL, unmoved slot `index` of `old` into `new`; the caller then
-    /// marks the slot MOVED.
+    /// marks the slot MOVED. Returns false, and moves nothing, if `new` has no room (which its
+    /// sizing rules out).
     #[inline]
-    fn move_entry(old: &Table<K, V>, index: usize, new: &Table<K, V>, writer: &mut Writer<K, V>) {
+    #[must_use]
+    fn move_entry(
+        old: &Table<K, V>,
+        index: usize,
+        new: &Table<K, V>,
+        writer: &mut Writer<K, V>,
+    ) -> bool {
         // Safety: a FULL slot of the locked shard's table.
         let hash = unsafe { old.node(index) }.hash;
-        let target = new.find_empty(hash).expect(
-            "lanemap internal error: a migration target ran out of room; \
-             it is sized for the old table's entries plus one chunk of writes",
-        );
+        let Some(target) = new.find_empty(hash) else {
+            return false;
+        };
         // Safety: FULL and not MOVED, under the lock; the caller marks it MOVED, so the old
         // table never drops it (its copy in `new` owns the key and value from now on).
-        let node = unsafe { old.take(index) };
-        let was_empty = new.publish(target, node, group::tag(hash));
-        writer.used += usize::from(was_empty);
+        unsafe { new.publish_copy(target, old, index, group::tag(hash)) };
+        writer.used += 1;
+        true
     }
 
     /// The capacity a migration target needs: the live entries with half as many again to
@@ -795,8 +818,8 @@ pub(crate) struct Locked<'m, 'g, K, V, G> {
     writer: MutexGuard<'m, Writer<K, V>>,
     guard: &'g G,
     hash: u64,
-    /// In `writer.newest`; `None` if the key is absent and no EMPTY slot is on its path, or
-    /// after a removal.
+    /// In `writer.newest`; `None` if the key is absent and no FREE or EMPTY slot is on its
+    /// path, or after a removal.
     slot: Option<Slot>,
 }
 

@@ -65,8 +65,8 @@
 //! | ctrl byte | MOVED bit | meaning |
 //! |---|---|---|
 //! | EMPTY | clear | never used; ends a probe |
-//! | DELETED | either | tombstone |
-//! | FORWARDED | either | tombstone; the key lives on in a later slot (for iteration) |
+//! | DELETED | clear | tombstone |
+//! | FORWARDED | clear | tombstone; the key lives on in a later slot (for iteration) |
 //! | FREE | clear | tombstone that writers may fill again |
 //! | tag | clear | live entry |
 //! | tag | set | entry copied to `next`; look there |
@@ -89,7 +89,8 @@ pub(crate) const MIN_CAPACITY: usize = GROUP_SLOTS;
 /// Positions per group (one more than its slots; see the module docs).
 const POSITIONS: usize = 8;
 
-/// A slot's entry: written while the slot is EMPTY, read after its control byte says FULL.
+/// A slot's entry: written while the slot is EMPTY or FREE, read after its control byte says
+/// FULL.
 type Entry<K, V> = UnsafeCell<MaybeUninit<Node<K, V>>>;
 
 pub(crate) struct Table<K, V> {
@@ -136,7 +137,7 @@ pub(crate) enum SlotState {
     Full { moved: bool },
     /// An origin whose key moved on to a later slot (module docs).
     Forwarded,
-    /// EMPTY or DELETED.
+    /// EMPTY, DELETED or FREE.
     Unused,
 }
 
@@ -146,7 +147,8 @@ pub(crate) enum Slot {
     Occupied {
         index: usize,
     },
-    /// The first EMPTY slot on the key's probe path.
+    /// The first FREE or EMPTY slot on the key's probe path (which ends at the first group with
+    /// an EMPTY slot).
     Vacant {
         index: usize,
     },
@@ -282,8 +284,10 @@ impl<K, V> Table<K, V> {
     ///
     /// # Safety
     /// The slot's control byte was seen FULL, with `Acquire` (a reader) or under the shard lock
-    /// (the writer), so the entry is initialised; it then stays so, unchanged, while the table
-    /// lives (see the module docs), and the caller keeps the table alive for `'a`.
+    /// (the writer), so the entry is initialised; it then stays so, unchanged, as long as a
+    /// guard that was active when it was seen FULL lives, or the writer holds the lock (see the
+    /// module docs), and the caller uses the reference no longer than that, nor longer than the
+    /// table lives.
     #[inline]
     unsafe fn entry<'a>(&self, index: usize) -> &'a Node<K, V> {
         // Safety: the caller's contract (`MaybeUninit<T>` has `T`'s layout).
@@ -474,9 +478,10 @@ impl<K, V> Table<K, V> {
     /// The entry of slot `index`, valid for `'g`.
     ///
     /// # Safety
-    /// The slot is or was FULL (its entry was written), and the table stays allocated for `'g`:
-    /// `guard` was active when the table was last reachable from the shard (it is retired only
-    /// once unreachable, and then freed only after `guard` ends).
+    /// The slot was seen FULL (or FORWARDED: its bytes were written and are kept) while `guard`
+    /// was active, so that the slot cannot be reused before `guard` ends; and the table stays
+    /// allocated for `'g`: `guard` was active when the table was last reachable from the shard
+    /// (it is retired only once unreachable, and then freed only after `guard` ends).
     #[inline]
     pub(crate) unsafe fn node_for_guard<'g>(
         &self,
@@ -526,6 +531,37 @@ impl<K, V> Table<K, V> {
         let group = ctrl.load(Ordering::Relaxed);
         store_ctrl(ctrl, group::with_byte(group, offset, tag));
         was_empty
+    }
+
+    /// Publishes a copy of the entry of slot `from_index` of `from` under `tag` in the EMPTY
+    /// slot `index` of this table (a migration's move; writer only). The bytes are copied as
+    /// they are, without a typed move of the key and value, which would retag the pointers
+    /// inside them (a `Box`, say) while readers still hold references through the old slot.
+    ///
+    /// # Safety
+    /// `from_index` is FULL and not MOVED in `from`, a table of the same locked shard, and
+    /// the caller marks it MOVED (ownership passes to the copy).
+    #[inline]
+    pub(crate) unsafe fn publish_copy(
+        &self,
+        index: usize,
+        from: &Table<K, V>,
+        from_index: usize,
+        tag: u8,
+    ) {
+        debug_assert_eq!(self.ctrl_byte(index), group::EMPTY);
+        from.cell(from_index).with(|source| {
+            self.cell(index).with_mut(|target| {
+                // Safety: distinct tables, so no overlap; the source is an initialised entry
+                // (the caller's contract), and the target an EMPTY slot's entry, which no one
+                // reads (see `write`).
+                unsafe { ptr::copy_nonoverlapping(source, target, 1) }
+            })
+        });
+        let (ctrl, offset) = self.locate(index);
+        // Relaxed: the writer holds the lock (see `find_for_write`).
+        let group = ctrl.load(Ordering::Relaxed);
+        store_ctrl(ctrl, group::with_byte(group, offset, tag));
     }
 
     /// Publishes `node`, the key's new entry, in the FREE or EMPTY slot `new` (from

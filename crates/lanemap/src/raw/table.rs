@@ -295,6 +295,24 @@ impl<K, V> Table<K, V> {
             .with(|cell| unsafe { &*cell.cast::<Node<K, V>>() })
     }
 
+    /// [`entry`](Self::entry) for slot `offset` of group `group_index`, without the bounds
+    /// check (for the probe loops).
+    ///
+    /// # Safety
+    /// As for `entry`, and `group_index < ctrl.len()`, `offset < GROUP_SLOTS`.
+    #[inline]
+    unsafe fn entry_in_group<'a>(&self, group_index: usize, offset: usize) -> &'a Node<K, V> {
+        debug_assert!(group_index < self.ctrl.len() && offset < GROUP_SLOTS);
+        // Safety: `entries` holds `GROUP_SLOTS` per group (its invariant), so the index is in
+        // bounds by the caller's contract.
+        let cell = unsafe {
+            self.entries
+                .get_unchecked(group_index * GROUP_SLOTS + offset)
+        };
+        // Safety: the caller's contract (`MaybeUninit<T>` has `T`'s layout).
+        cell.with(|cell| unsafe { &*cell.cast::<Node<K, V>>() })
+    }
+
     /// The most slots (live or tombstone) the table may use: 3/4 of them. (With 7 slots a group,
     /// 7/8 would leave 39% of groups full and probes long; at 3/4, 13% are.)
     #[inline]
@@ -325,9 +343,10 @@ impl<K, V> Table<K, V> {
             // written before it, and for a MOVED bit the entry's copy in `next`, are visible.
             let group = ctrl.load(Ordering::Acquire);
             for offset in group::match_tag(group, tag) {
-                // Safety: tag matches are FULL bytes (group.rs), loaded with Acquire above; the
-                // caller's guard keeps the table, and so the entry, alive for 'g.
-                let node = unsafe { self.entry(group_index * POSITIONS + offset) };
+                // Safety: tag matches are FULL bytes (group.rs), loaded with Acquire above, of
+                // one of the group's slots; the caller's guard keeps the table, and so the
+                // entry, alive for 'g.
+                let node = unsafe { self.entry_in_group(group_index, offset) };
                 if key_match::matches(&node.hash, &node.key, hash, key) {
                     return if group::is_moved(group, offset) {
                         Lookup::Moved
@@ -377,10 +396,11 @@ impl<K, V> Table<K, V> {
                 if group::is_moved(group, offset) {
                     continue;
                 }
-                let index = group_index * POSITIONS + offset;
-                // Safety: a FULL byte seen under the lock; the shard owns the table.
-                let node = unsafe { self.entry(index) };
+                // Safety: a FULL byte of one of the group's slots, seen under the lock; the shard
+                // owns the table.
+                let node = unsafe { self.entry_in_group(group_index, offset) };
                 if key_match::matches(&node.hash, &node.key, hash, key) {
+                    let index = group_index * POSITIONS + offset;
                     return Some(Slot::Occupied { index });
                 }
             }

@@ -102,13 +102,13 @@ impl<K, V> Cursor<K, V> {
                 SlotState::Full { moved } => moved,
                 SlotState::Forwarded => true,
             };
-            // Safety: a slot seen FULL or FORWARDED with Acquire, so its entry was written; in a
-            // table loaded through `guard` while linked, which stays allocated while the guard
-            // lives. A FORWARDED slot's key is the moved-on entry's: in the newest table it is
-            // dropped only after a removal has marked the slot DELETED and every guard active
-            // then has ended; in an old table, only after the table is no longer `current`
-            // (`Writer::deferred`) and every guard active then has ended. (Its value may be
-            // dropped already: only the key and hash are read.)
+            // A FORWARDED slot's key is the moved-on entry's: in the newest table it is dropped
+            // only after a removal marks the slot DELETED and every guard active then has ended;
+            // in an old table, only after the table stops being `current` (`Writer::deferred`)
+            // and every guard active then has ended. Its value may be dropped already: only the
+            // key and hash are read.
+            // Safety: seen FULL or FORWARDED with Acquire, so written; the table, loaded through
+            // `guard` while linked, stays allocated while the guard lives (and see above).
             let node = unsafe { table.node_for_guard(index, guard) };
             if self.table != self.first && self.earlier_table_holds(node, guard) {
                 continue;

@@ -278,10 +278,10 @@ impl<K, V> Writer<K, V> {
             return;
         }
         let batch = Box::into_raw(Box::new(std::mem::take(&mut self.retired)));
-        // Safety: the batch is ours alone, and guards created from now on cannot reach the
-        // slots its entries were taken from: DELETED ones are skipped by every probe and walk,
-        // and of a FORWARDED one (a change of value's origin) a walk reads only the key, which
-        // is not in the batch (it lives on with the new entry).
+        // Guards created from now on cannot reach what the batch holds: DELETED slots are
+        // skipped by every probe and walk, and of a FORWARDED one (a change of value's origin)
+        // a walk reads only the key, which is not in the batch (it lives on with the new entry).
+        // Safety: the batch is ours alone, and unreachable for new guards (above).
         unsafe { guard.defer_retire(batch, reclaim_batch::<K, V>) };
     }
 }
@@ -940,11 +940,12 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
         let table = self.table();
         // Safety: the key's FULL slot in the newest table, under the lock; marked DELETED or
         // FORWARDED just below, so the table never drops the old entry too.
+        let old = unsafe { table.take(index) };
         let Node {
             key,
             value: old_value,
             hash: _,
-        } = unsafe { table.take(index) };
+        } = old;
         let replaced =
             table.publish_replacing(new, Node { key, value, hash }, group::tag(hash), index);
         let writer = &mut *self.writer;

@@ -219,10 +219,10 @@ impl<K, V> Table<K, V> {
         }
         let block = Zeroed::<u8>::map(layout.size(), layout)?;
         let base = block.ptr;
-        // Safety: each of the three parts lies inside the mapping (`Layout::extend` placed
-        // them), aligned for its type (the mapping is page-aligned, and `extend` aligned the
-        // offsets), holds zero bytes, which are valid items (see `zeroed_box`), and is freed
-        // with `block`, which the table keeps as long as the parts.
+        // Each of the three parts lies inside the mapping (`Layout::extend` placed them),
+        // aligned for its type (the mapping is page-aligned, `extend` aligned the offsets).
+        // Safety: in bounds and aligned (above); zero bytes are valid items (`zeroed_box`); the
+        // table keeps `block`, which frees the memory, as long as the parts.
         let ctrl = unsafe { Zeroed::part(base, 0, groups) };
         // Safety: as above.
         let moved_on = unsafe { Zeroed::part(base, moved_on_at, moved_on_words) };
@@ -531,10 +531,10 @@ impl<K, V> Table<K, V> {
     #[inline]
     fn write(&self, index: usize, node: Node<K, V>) {
         debug_assert!(matches!(self.ctrl_byte(index), group::EMPTY | group::FREE));
-        // Safety: an EMPTY slot's entry is read by no one, and a FREE slot's by no one any more
-        // (readers and the writer only read entries of slots they saw FULL, and a slot becomes
-        // FREE only once every guard that could have seen it FULL is gone); the writer holds the
-        // lock.
+        // Readers and the writer only read entries of slots they saw FULL, and a slot becomes
+        // FREE only once every guard that could have seen it FULL is gone.
+        // Safety: an EMPTY or FREE slot's entry is read by no one (above); the writer holds
+        // the lock.
         self.cell(index)
             .with_mut(|cell| unsafe { (*cell).write(node) });
     }

@@ -54,6 +54,15 @@ impl BitMask {
     pub(crate) fn any(self) -> bool {
         self.0 != 0
     }
+
+    /// Only the slots at offsets `first..last` (`first <= last <= GROUP_SLOTS`).
+    #[inline]
+    pub(crate) fn within(self, first: usize, last: usize) -> Self {
+        debug_assert!(first <= last && last <= GROUP_SLOTS);
+        let below_last = (1u64 << (8 * last)) - 1;
+        let below_first = (1u64 << (8 * first)) - 1;
+        Self(self.0 & below_last & !below_first)
+    }
 }
 
 impl Iterator for BitMask {
@@ -99,6 +108,20 @@ fn match_byte(group: u64, byte: u8) -> BitMask {
 #[inline]
 pub(crate) fn match_reusable(group: u64) -> BitMask {
     BitMask(match_empty(group).0 | match_byte(group, FREE).0)
+}
+
+/// Slots that are FULL and not MOVED: the entries a migration still has to move.
+///
+/// The MOVED bits (byte 7, bit `i` for slot `i`) are spread to the top bit of each slot's
+/// byte by one multiplication: the product holds copies of the 7 bits shifted by `7 * j` for
+/// `j = 1..=7`, which do not overlap (so nothing carries), and copy `j = i + 1` puts bit `i`
+/// at bit `8 * i + 7`.
+#[inline]
+pub(crate) fn match_full_unmoved(group: u64) -> BitMask {
+    const SPREAD: u64 =
+        (1 << 7) | (1 << 14) | (1 << 21) | (1 << 28) | (1 << 35) | (1 << 42) | (1 << 49);
+    let moved = group >> (8 * GROUP_SLOTS);
+    BitMask(group & !(moved * SPREAD) & SLOT_HIGH_BITS)
 }
 
 /// Whether a slot's control byte says FULL.
@@ -182,6 +205,43 @@ mod tests {
                     match_empty(empty).collect::<Vec<_>>(),
                     [0, 1, 2, 3, 4, 5, 6]
                 );
+            }
+        }
+    }
+
+    /// Exhaustive over which slots are FULL and which are MOVED, and over every `within` span.
+    #[test]
+    fn full_unmoved_slots_are_found_exactly() {
+        for full in 0..1u32 << GROUP_SLOTS {
+            for moved in 0..1u32 << GROUP_SLOTS {
+                let group = (0..GROUP_SLOTS).fold(ALL_EMPTY, |group, i| {
+                    let byte = if full & 1 << i != 0 {
+                        0x80 | i as u8
+                    } else {
+                        DELETED
+                    };
+                    let group = with_byte(group, i, byte);
+                    if moved & 1 << i != 0 {
+                        with_moved(group, i)
+                    } else {
+                        group
+                    }
+                });
+                let expected: Vec<usize> = (0..GROUP_SLOTS)
+                    .filter(|&i| is_full(byte(group, i)) && !is_moved(group, i))
+                    .collect();
+                assert_eq!(match_full_unmoved(group).collect::<Vec<_>>(), expected);
+                for first in 0..=GROUP_SLOTS {
+                    for last in first..=GROUP_SLOTS {
+                        let span: Vec<usize> = expected
+                            .iter()
+                            .copied()
+                            .filter(|i| (first..last).contains(i))
+                            .collect();
+                        let found = match_full_unmoved(group).within(first, last);
+                        assert_eq!(found.collect::<Vec<_>>(), span);
+                    }
+                }
             }
         }
     }

@@ -47,7 +47,7 @@ use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
 use std::mem::needs_drop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use table::{Lookup, MIN_CAPACITY, Slot, Table};
+use table::{Lookup, MIN_CAPACITY, Reuse, Slot, Table};
 
 /// Old-table slot positions (see `table.rs`; 7 slots per 8) a write moves to the new table
 /// while a migration runs.
@@ -62,7 +62,7 @@ pub(crate) const MIGRATE_CHUNK: usize = 128;
 pub(crate) const MIGRATE_CHUNK: usize = 2;
 
 /// How far ahead of its moves a migration prefetches their target slots (in slot positions;
-/// see [`RawMap::prefetch_move`]).
+/// see `Table::prefetch_targets`).
 const TARGET_AHEAD: usize = 8;
 
 /// Removed or replaced entries (of types that need dropping) a shard's writer gathers before it
@@ -167,6 +167,8 @@ struct Writer<K, V> {
     deferred: Vec<Dead<K, V>>,
     /// DELETED slots of `newest` not yet handed to reclamation (see [`RECYCLE_BATCH`]).
     pending: Vec<u32>,
+    /// FREE slots in `newest`: recycled, not yet filled again.
+    free: usize,
     /// Counts the tables `newest` has been, so that a batch of recycled slots of an earlier one
     /// is told apart (its slots are gone with that table).
     generation: u64,
@@ -186,6 +188,7 @@ impl<K, V> Writer<K, V> {
             retired: Vec::new(),
             deferred: Vec::new(),
             pending: Vec::new(),
+            free: 0,
             generation: 0,
             origins: hashbrown::HashMap::default(),
         }
@@ -197,8 +200,30 @@ impl<K, V> Writer<K, V> {
         self.used = 0;
         self.cursor = 0;
         self.pending.clear();
+        self.free = 0;
         self.origins.clear();
         self.generation = self.generation.wrapping_add(1);
+    }
+
+    /// Whether probes for a new entry's slot should consider FREE ones.
+    #[inline]
+    fn reuse(&self) -> Reuse {
+        if self.free > 0 {
+            Reuse::Free
+        } else {
+            Reuse::EmptyOnly
+        }
+    }
+
+    /// Counts a slot of `newest` filled by a new entry: a used slot more if it was EMPTY, a FREE
+    /// one less if not.
+    #[inline]
+    fn filled(&mut self, was_empty: bool) {
+        if was_empty {
+            self.used += 1;
+        } else {
+            self.free -= 1;
+        }
     }
 
     /// Queues the DELETED slot `index` of `newest` for reuse after a grace period.
@@ -245,6 +270,7 @@ impl<K, V> Writer<K, V> {
                 // reclamation, which returned it only once every guard active then had ended.
                 unsafe { table.recycle(position as usize) };
             }
+            self.free += recycled.positions.len();
         }
     }
 
@@ -452,7 +478,7 @@ impl<K, V, S> RawMap<K, V, S> {
             Self::migrate_for_write(shard, &mut writer, hash, key, guard);
         }
         // Safety: `newest` is owned by the shard and we hold its lock.
-        let slot = unsafe { &*writer.newest }.find_for_write(hash, key);
+        let slot = unsafe { &*writer.newest }.find_for_write(hash, key, writer.reuse());
         Locked {
             shard,
             writer,
@@ -533,18 +559,10 @@ impl<K, V, S> RawMap<K, V, S> {
         while position < end {
             // A group at a time (or the part of one that the chunk covers).
             let group_end = Table::<K, V>::group_end(position).min(end);
-            Self::prefetch_move(old_table, position + TARGET_AHEAD, new_table);
-            let mut moved = Table::<K, V>::NO_SLOTS;
-            for index in old_table.movable(position, group_end) {
-                if !Self::move_entry(old_table, index, new_table, writer) {
-                    // Mark what did move, so that no entry is left owned by both tables.
-                    old_table.mark_moved(position, moved);
-                    Self::out_of_room();
-                }
-                moved = Table::<K, V>::with_slot(moved, index);
-            }
-            // After the copies are published: a reader that sees MOVED finds them in `new`.
-            old_table.mark_moved(position, moved);
+            old_table.prefetch_targets(position + TARGET_AHEAD, new_table);
+            // Safety: both tables are the locked shard's, and `new_table` is the old one's next.
+            let moved = unsafe { old_table.move_into(position, group_end, new_table) };
+            Self::moved(writer, moved);
             position = group_end;
         }
         writer.cursor = end;
@@ -577,38 +595,26 @@ impl<K, V, S> RawMap<K, V, S> {
         let old_table = unsafe { &*old };
         // Safety: as above.
         let new_table = unsafe { &*writer.newest };
-        if let Some(Slot::Occupied { index }) = old_table.find_for_write(hash, key) {
-            Self::move_slot(old_table, index, new_table, writer);
+        if let Some(Slot::Occupied { index }) =
+            old_table.find_for_write(hash, key, Reuse::EmptyOnly)
+        {
+            // Safety: as in `migrate_slots`.
+            let moved = unsafe { old_table.move_into(index, index + 1, new_table) };
+            Self::moved(writer, moved);
         }
     }
 
-    /// Starts loading the target groups in `new` of the entries of the group at `position`,
-    /// [`TARGET_AHEAD`] positions before their moves. (The old table is read in order, which
-    /// the CPU's own prefetcher follows; the targets are random in memory.)
+    /// Counts the slots a move filled in the new table; panics if it ran out of room (which
+    /// its sizing rules out).
     #[inline]
-    fn prefetch_move(old: &Table<K, V>, position: usize, new: &Table<K, V>) {
-        if position >= old.end() {
-            return;
+    fn moved(writer: &mut Writer<K, V>, moved: Result<usize, usize>) {
+        match moved {
+            Ok(count) => writer.used += count,
+            Err(count) => {
+                writer.used += count;
+                Self::out_of_room();
+            }
         }
-        let start = Table::<K, V>::group_start(position);
-        for index in old.movable(start, Table::<K, V>::group_end(start)) {
-            // Safety: a FULL slot of the locked shard's table.
-            new.prefetch_group(unsafe { old.node(index) }.hash);
-        }
-    }
-
-    /// Moves the entry of slot `index` of `old` into `new` and marks the slot MOVED.
-    fn move_slot(old: &Table<K, V>, index: usize, new: &Table<K, V>, writer: &mut Writer<K, V>) {
-        if !old.holds_entry(index) {
-            return;
-        }
-        if !Self::move_entry(old, index, new, writer) {
-            Self::out_of_room();
-        }
-        old.mark_moved(
-            index,
-            Table::<K, V>::with_slot(Table::<K, V>::NO_SLOTS, index),
-        );
     }
 
     #[cold]
@@ -617,29 +623,6 @@ impl<K, V, S> RawMap<K, V, S> {
             "lanemap internal error: a migration target ran out of room; \
              it is sized for the old table's entries plus one chunk of writes"
         )
-    }
-
-    /// Moves the entry of the FULL, unmoved slot `index` of `old` into `new`; the caller then
-    /// marks the slot MOVED. Returns false, and moves nothing, if `new` has no room (which its
-    /// sizing rules out).
-    #[inline]
-    #[must_use]
-    fn move_entry(
-        old: &Table<K, V>,
-        index: usize,
-        new: &Table<K, V>,
-        writer: &mut Writer<K, V>,
-    ) -> bool {
-        // Safety: a FULL slot of the locked shard's table.
-        let hash = unsafe { old.node(index) }.hash;
-        let Some(target) = new.find_empty(hash) else {
-            return false;
-        };
-        // Safety: FULL and not MOVED, under the lock; the caller marks it MOVED, so the old
-        // table never drops it (its copy in `new` owns the key and value from now on).
-        unsafe { new.publish_copy(target, old, index, group::tag(hash)) };
-        writer.used += 1;
-        true
     }
 
     /// The capacity a migration target needs: the live entries with half as many again to
@@ -861,7 +844,7 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
         let hash = self.hash;
         let table = self.table();
         let was_empty = table.publish(index, Node { key, value, hash }, group::tag(hash));
-        self.writer.used += usize::from(was_empty);
+        self.writer.filled(was_empty);
         self.writer.live += 1;
         self.slot = Some(Slot::Occupied { index });
         // Safety: just published in the newest table; see `node`.
@@ -909,7 +892,9 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
                 self.guard,
             );
         }
-        let slot = self.table().find_for_write(self.hash, key);
+        let slot = self
+            .table()
+            .find_for_write(self.hash, key, self.writer.reuse());
         slot.expect("lanemap internal error: a table under its load limit has an EMPTY slot")
     }
 
@@ -924,7 +909,9 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
             unreachable!("replace of an absent key")
         };
         let hash = self.hash;
-        let mut new = self.table().find_replacement(hash, index);
+        let mut new = self
+            .table()
+            .find_replacement(hash, index, self.writer.reuse());
         if !new.is_some_and(|new| self.has_room(new)) {
             // Safety: the key's FULL slot; see `node`.
             let key = &unsafe { self.table().node_for_guard(index, self.guard) }.key;
@@ -932,7 +919,9 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
                 unreachable!("a migration lost a key")
             };
             index = moved;
-            new = self.table().find_replacement(hash, index);
+            new = self
+                .table()
+                .find_replacement(hash, index, self.writer.reuse());
         }
         let new = new.expect(
             "lanemap internal error: a table under its load limit has an EMPTY slot on every path",
@@ -949,7 +938,7 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
         let replaced =
             table.publish_replacing(new, Node { key, value, hash }, group::tag(hash), index);
         let writer = &mut *self.writer;
-        writer.used += usize::from(replaced.was_empty);
+        writer.filled(replaced.was_empty);
         if replaced.moved_on {
             let origin = if replaced.old_moved_on {
                 let origin = writer.origins.remove(&(index as u32));

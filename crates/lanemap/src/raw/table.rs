@@ -141,6 +141,33 @@ pub(crate) enum SlotState {
     Unused,
 }
 
+/// An EMPTY slot found for a migrating entry: its group, with the control word as loaded.
+struct Vacancy<'t> {
+    ctrl: &'t AtomicU64,
+    word: u64,
+    group_index: usize,
+    offset: usize,
+}
+
+/// Whether a writer's probe may pick a FREE slot for a new entry: only if the table may have
+/// some, which spares a match per group in tables that have none (say, while growing).
+#[derive(Clone, Copy)]
+pub(crate) enum Reuse {
+    Free,
+    EmptyOnly,
+}
+
+impl Reuse {
+    /// The slots of `group` (whose EMPTY slots are `empty`) a new entry may take.
+    #[inline]
+    fn vacant_in(self, group: u64, empty: group::BitMask) -> group::BitMask {
+        match self {
+            Reuse::Free => group::match_reusable(group),
+            Reuse::EmptyOnly => empty,
+        }
+    }
+}
+
 /// Where the writer's probe for a key ended (slot positions).
 #[derive(Clone, Copy)]
 pub(crate) enum Slot {
@@ -373,10 +400,11 @@ impl<K, V> Table<K, V> {
     }
 
     /// Probes for `key`, as the writer (the shard lock held): its unmoved slot, or the first
-    /// FREE or EMPTY one on its probe path (which ends at the first group with an EMPTY slot).
+    /// FREE (if `reuse` says the table may have some) or EMPTY one on its probe path (which ends
+    /// at the first group with an EMPTY slot).
     ///
     /// Returns `None` only if the key is absent and no group on its path has an EMPTY slot.
-    pub(crate) fn find_for_write<Q>(&self, hash: u64, key: &Q) -> Option<Slot>
+    pub(crate) fn find_for_write<Q>(&self, hash: u64, key: &Q, reuse: Reuse) -> Option<Slot>
     where
         Q: Equivalent<K> + ?Sized,
     {
@@ -404,12 +432,14 @@ impl<K, V> Table<K, V> {
                     return Some(Slot::Occupied { index });
                 }
             }
+            let empty = group::match_empty(group);
             if free.is_none() {
-                free = group::match_reusable(group)
+                free = reuse
+                    .vacant_in(group, empty)
                     .next()
                     .map(|offset| group_index * POSITIONS + offset);
             }
-            if group::match_empty(group).any() {
+            if empty.any() {
                 return free.map(|index| Slot::Vacant { index });
             }
             if stride == mask {
@@ -421,9 +451,9 @@ impl<K, V> Table<K, V> {
     }
 
     /// The first EMPTY slot on `hash`'s probe path (for an entry known to be absent, such as one
-    /// a migration moves in).
+    /// a migration moves in), with its group's control word as loaded (writer only).
     #[inline]
-    pub(crate) fn find_empty(&self, hash: u64) -> Option<usize> {
+    fn find_vacancy(&self, hash: u64) -> Option<Vacancy<'_>> {
         // The probe sequence of `probe`, written out: every moved entry runs it.
         let mask = self.ctrl.len() - 1;
         let mut group_index = hash as usize & mask;
@@ -432,9 +462,14 @@ impl<K, V> Table<K, V> {
             // Safety: `group_index <= mask < ctrl.len()`.
             let ctrl = unsafe { self.ctrl.get_unchecked(group_index) };
             // Relaxed: the writer holds the lock (see `find_for_write`).
-            let group = ctrl.load(Ordering::Relaxed);
-            if let Some(offset) = group::match_empty(group).next() {
-                return Some(group_index * POSITIONS + offset);
+            let word = ctrl.load(Ordering::Relaxed);
+            if let Some(offset) = group::match_empty(word).next() {
+                return Some(Vacancy {
+                    ctrl,
+                    word,
+                    group_index,
+                    offset,
+                });
             }
             if stride == mask {
                 return None;
@@ -454,14 +489,14 @@ impl<K, V> Table<K, V> {
     /// probe for the key that passes the old slot will look next. (A FREE slot *before* the old
     /// one would not do: a reader that had passed it while still FREE would miss the key once
     /// the old slot is marked.)
-    pub(crate) fn find_replacement(&self, hash: u64, index: usize) -> Option<usize> {
+    pub(crate) fn find_replacement(&self, hash: u64, index: usize, reuse: Reuse) -> Option<usize> {
         let home = index / POSITIONS;
         self.probe(hash)
             .skip_while(|&group_index| group_index != home)
             .find_map(|group_index| {
                 // Relaxed: the writer holds the lock (see `find_for_write`).
                 let group = self.ctrl[group_index].load(Ordering::Relaxed);
-                let offset = group::match_reusable(group).next()?;
+                let offset = reuse.vacant_in(group, group::match_empty(group)).next()?;
                 Some(group_index * POSITIONS + offset)
             })
     }
@@ -553,35 +588,94 @@ impl<K, V> Table<K, V> {
         was_empty
     }
 
-    /// Publishes a copy of the entry of slot `from_index` of `from` under `tag` in the EMPTY
-    /// slot `index` of this table (a migration's move; writer only). The bytes are copied as
-    /// they are, without a typed move of the key and value, which would retag the pointers
-    /// inside them (a `Box`, say) while readers still hold references through the old slot.
+    /// Moves the entries of the FULL, unmoved slots at positions `from..to` (within one group)
+    /// into `new`, this table's `next`, then marks them MOVED in one store (a migration's step;
+    /// writer only). Returns how many moved; `Err` with that count if `new` ran out of room, in
+    /// which case what did move is marked all the same, so that no entry is owned by both tables.
+    ///
+    /// Each entry's bytes are copied as they are, without a typed move of the key and value,
+    /// which would retag the pointers inside them (a `Box`, say) while readers still hold
+    /// references through the old slot. Its copy is published (a `Release` store of its control
+    /// word) before the MOVED bit, so a reader that sees the bit finds the copy in `next`.
     ///
     /// # Safety
-    /// `from_index` is FULL and not MOVED in `from`, a table of the same locked shard, and
-    /// the caller marks it MOVED (ownership passes to the copy).
+    /// The writer holds the lock of the shard that owns both tables, and `new` is not `self`.
     #[inline]
-    pub(crate) unsafe fn publish_copy(
+    pub(crate) unsafe fn move_into(
         &self,
-        index: usize,
-        from: &Table<K, V>,
-        from_index: usize,
-        tag: u8,
-    ) {
-        debug_assert_eq!(self.ctrl_byte(index), group::EMPTY);
-        from.cell(from_index).with(|source| {
-            self.cell(index).with_mut(|target| {
-                // Safety: distinct tables, so no overlap; the source is an initialised entry
-                // (the caller's contract), and the target an EMPTY slot's entry, which no one
-                // reads (see `write`).
-                unsafe { ptr::copy_nonoverlapping(source, target, 1) }
-            })
-        });
-        let (ctrl, offset) = self.locate(index);
+        from: usize,
+        to: usize,
+        new: &Self,
+    ) -> Result<usize, usize> {
+        let group_index = from / POSITIONS;
+        debug_assert!(group_index < self.ctrl.len() && from < to && to <= Self::group_end(from));
+        // Safety: `from` is a position of this table (debug-asserted above; callers walk
+        // `0..end()` or pass a slot their probe found).
+        let ctrl = unsafe { self.ctrl.get_unchecked(group_index) };
         // Relaxed: the writer holds the lock (see `find_for_write`).
-        let group = ctrl.load(Ordering::Relaxed);
-        store_ctrl(ctrl, group::with_byte(group, offset, tag));
+        let word = ctrl.load(Ordering::Relaxed);
+        let last = (to - group_index * POSITIONS).min(GROUP_SLOTS);
+        let movable = group::match_full_unmoved(word).within(from % POSITIONS, last);
+        let entries = &*self.entries;
+        let mut marked = word;
+        let mut moved = 0;
+        let mut room = true;
+        for offset in movable {
+            // Safety: `offset < GROUP_SLOTS` and `group_index < ctrl.len()`, and `entries` holds
+            // `GROUP_SLOTS` per group.
+            let source = unsafe { entries.get_unchecked(group_index * GROUP_SLOTS + offset) };
+            // Safety: a FULL slot seen under the lock: its entry is initialised.
+            let hash = source.with(|cell| unsafe { (*cell.cast::<Node<K, V>>()).hash });
+            let Some(vacancy) = new.find_vacancy(hash) else {
+                room = false;
+                break;
+            };
+            let target = vacancy.group_index * GROUP_SLOTS + vacancy.offset;
+            // Safety: `find_vacancy` returns a slot of `new`'s groups, `GROUP_SLOTS` entries each.
+            let target = unsafe { new.entries.get_unchecked(target) };
+            source.with(|source| {
+                target.with_mut(|target| {
+                    // Safety: distinct tables, so no overlap; the source is an initialised entry,
+                    // and the target an EMPTY slot's entry, which no one reads (see `write`).
+                    // Ownership passes to the copy, as the slot is marked MOVED below.
+                    unsafe { ptr::copy_nonoverlapping(source, target, 1) }
+                })
+            });
+            let published = group::with_byte(vacancy.word, vacancy.offset, group::tag(hash));
+            store_ctrl(vacancy.ctrl, published);
+            marked = group::with_moved(marked, offset);
+            moved += 1;
+        }
+        if marked != word {
+            // Release: a reader that sees a MOVED bit (Acquire) also sees the entry's copy in
+            // `next`, published before it.
+            #[cfg(not(lanemap_broken_publish))]
+            ctrl.store(marked, Ordering::Release);
+            // The loom models' teeth: a Relaxed MOVED mark, so a reader that sees it may not see
+            // the entry's copy in `next`.
+            #[cfg(lanemap_broken_publish)]
+            ctrl.store(marked, Ordering::Relaxed);
+        }
+        if room { Ok(moved) } else { Err(moved) }
+    }
+
+    /// Starts loading into the cache the groups of `new` that the entries of the group at
+    /// `position` will move to (a migration's prefetch, a few groups ahead of its moves: the old
+    /// table is read in order, which the CPU's own prefetcher follows, but the targets are
+    /// random in memory). Writer only; nothing if `position` is past the end.
+    #[inline]
+    pub(crate) fn prefetch_targets(&self, position: usize, new: &Self) {
+        let group_index = position / POSITIONS;
+        let Some(ctrl) = self.ctrl.get(group_index) else {
+            return;
+        };
+        // Relaxed: the writer holds the lock (see `find_for_write`).
+        let word = ctrl.load(Ordering::Relaxed);
+        for offset in group::match_full_unmoved(word) {
+            // Safety: a FULL slot of group `group_index < ctrl.len()`, seen under the lock.
+            let node = unsafe { self.entry_in_group(group_index, offset) };
+            new.prefetch_group(node.hash);
+        }
     }
 
     /// Publishes `node`, the key's new entry, in the FREE or EMPTY slot `new` (from
@@ -713,15 +807,6 @@ impl<K, V> Table<K, V> {
         self.mark(index, group::FREE);
     }
 
-    /// No slots, for [`with_slot`](Self::with_slot) and [`mark_moved`](Self::mark_moved).
-    pub(crate) const NO_SLOTS: u8 = 0;
-
-    /// `slots` (a bit per offset in a group) with slot `index`'s added.
-    #[inline]
-    pub(crate) fn with_slot(slots: u8, index: usize) -> u8 {
-        slots | 1 << (index % POSITIONS)
-    }
-
     /// The first position of `position`'s group.
     #[inline]
     pub(crate) fn group_start(position: usize) -> usize {
@@ -734,53 +819,17 @@ impl<K, V> Table<K, V> {
         Self::group_start(position) + POSITIONS
     }
 
-    /// The FULL, unmoved slots at positions `from..to`, within one group (writer only).
-    #[inline]
-    pub(crate) fn movable(
-        &self,
-        from: usize,
-        to: usize,
-    ) -> impl Iterator<Item = usize> + use<K, V> {
-        debug_assert!(from < to && to <= Self::group_end(from));
-        let (ctrl, first) = self.locate(from);
-        // Relaxed: the writer holds the lock (see `find_for_write`).
-        let group = ctrl.load(Ordering::Relaxed);
-        let start = from - first;
-        (first..(to - start).min(GROUP_SLOTS))
-            .filter(move |&offset| {
-                group::is_full(group::byte(group, offset)) && !group::is_moved(group, offset)
-            })
-            .map(move |offset| start + offset)
-    }
-
-    /// Marks `slots` (a bit per offset) of the group at `position` MOVED, after their entries'
-    /// copies were published in `next` (writer only).
-    #[inline]
-    pub(crate) fn mark_moved(&self, position: usize, slots: u8) {
-        if slots == Self::NO_SLOTS {
-            return;
-        }
-        let (ctrl, _) = self.locate(Self::group_start(position));
-        // Relaxed: the writer holds the lock (see `find_for_write`).
-        let group = (0..GROUP_SLOTS)
-            .filter(|offset| slots & 1 << offset != 0)
-            .fold(ctrl.load(Ordering::Relaxed), group::with_moved);
-        // Release: a reader that sees a MOVED bit (Acquire) also sees the copy in `next`,
-        // published before it.
-        #[cfg(not(lanemap_broken_publish))]
-        ctrl.store(group, Ordering::Release);
-        // The loom models' teeth: a Relaxed MOVED mark, so a reader that sees it may not see the
-        // entry's copy in `next`.
-        #[cfg(lanemap_broken_publish)]
-        ctrl.store(group, Ordering::Relaxed);
-    }
-
     /// Starts loading the first group of `hash`'s probe path into the cache (writer only).
     #[inline]
     pub(crate) fn prefetch_group(&self, hash: u64) {
         let group_index = hash as usize & (self.ctrl.len() - 1);
-        prefetch(&raw const self.ctrl[group_index]);
-        prefetch(&raw const self.entries[group_index * GROUP_SLOTS]);
+        // In bounds (the mask), but a prefetch may take any address: no check needed.
+        prefetch(self.ctrl.as_ptr().wrapping_add(group_index));
+        prefetch(
+            self.entries
+                .as_ptr()
+                .wrapping_add(group_index * GROUP_SLOTS),
+        );
     }
 
     /// Starts loading the first group of `hash`'s probe path, control word and entries, into
@@ -789,10 +838,14 @@ impl<K, V> Table<K, V> {
     #[inline]
     pub(crate) fn prefetch_for_write(&self, hash: u64) {
         let group_index = hash as usize & (self.ctrl.len() - 1);
-        prefetch(&raw const self.ctrl[group_index]);
-        let first = group_index * GROUP_SLOTS;
+        // In bounds (the mask), but a prefetch may take any address: no check needed.
+        prefetch(self.ctrl.as_ptr().wrapping_add(group_index));
+        let first = self
+            .entries
+            .as_ptr()
+            .wrapping_add(group_index * GROUP_SLOTS);
         for offset in [0, GROUP_SLOTS / 2, GROUP_SLOTS - 1] {
-            prefetch(&raw const self.entries[first + offset]);
+            prefetch(first.wrapping_add(offset));
         }
     }
 

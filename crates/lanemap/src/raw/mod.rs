@@ -452,7 +452,10 @@ impl<K, V, S> RawMap<K, V, S> {
     }
 
     /// Locks the shard of `hash` for a write to `key`, migrating a chunk first if one is due.
-    #[inline]
+    ///
+    /// Always inlined: left to the compiler it stayed a call, whose register saves and restores
+    /// cost about 25 instructions per write (callgrind).
+    #[inline(always)]
     pub(crate) fn lock<'m, 'g, G: Guard, Q>(
         &'m self,
         hash: u64,

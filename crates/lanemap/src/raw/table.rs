@@ -404,6 +404,10 @@ impl<K, V> Table<K, V> {
     /// at the first group with an EMPTY slot).
     ///
     /// Returns `None` only if the key is absent and no group on its path has an EMPTY slot.
+    ///
+    /// Always inlined into `RawMap::lock`, which every write runs: as a call it cost about 12
+    /// instructions per write in register saves (callgrind).
+    #[inline(always)]
     pub(crate) fn find_for_write<Q>(&self, hash: u64, key: &Q, reuse: Reuse) -> Option<Slot>
     where
         Q: Equivalent<K> + ?Sized,

@@ -227,7 +227,7 @@ impl<K, V> Writer<K, V> {
     }
 
     /// Queues the DELETED slot `index` of `newest` for reuse after a grace period.
-    #[inline]
+    #[inline(always)]
     fn deleted(&mut self, index: usize, home: &AtomicPtr<Recycled>, guard: &impl Guard) {
         if self.pending.capacity() == 0 {
             self.pending.reserve_exact(RECYCLE_BATCH);
@@ -235,17 +235,24 @@ impl<K, V> Writer<K, V> {
         // Positions fit: tables have fewer than `u32::MAX` (`Table::capacity_for`).
         self.pending.push(index as u32);
         if self.pending.len() >= RECYCLE_BATCH {
-            let batch = Box::into_raw(Box::new(Recycled {
-                generation: self.generation,
-                positions: std::mem::take(&mut self.pending),
-                next: std::ptr::null_mut(),
-                home,
-            }));
-            // Safety: the batch is ours alone; `return_recycled` only pushes it onto `home`, a
-            // shard's stack, which lives as long as the map (whose drop runs every reclaimer
-            // first).
-            unsafe { guard.defer_retire(batch, return_recycled) };
+            self.hand_over_pending(home, guard);
         }
+    }
+
+    /// Hands the full batch of DELETED slots to reclamation (out of line: one removal or change
+    /// of value in [`RECYCLE_BATCH`] does it).
+    #[cold]
+    #[inline(never)]
+    fn hand_over_pending(&mut self, home: &AtomicPtr<Recycled>, guard: &impl Guard) {
+        let batch = Box::into_raw(Box::new(Recycled {
+            generation: self.generation,
+            positions: std::mem::take(&mut self.pending),
+            next: std::ptr::null_mut(),
+            home,
+        }));
+        // Safety: the batch is ours alone; `return_recycled` only pushes it onto `home`, a
+        // shard's stack, which lives as long as the map (whose drop runs every reclaimer first).
+        unsafe { guard.defer_retire(batch, return_recycled) };
     }
 
     /// Makes FREE the slots of every batch whose grace period is over (out of line: most

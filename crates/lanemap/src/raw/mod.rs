@@ -89,9 +89,12 @@ const RECYCLE_BATCH: usize = 64;
 const RECYCLE_BATCH: usize = 2;
 
 pub(crate) struct RawMap<K, V, S> {
-    /// Invariant: a power of two long, `1 << (63 - shift)`.
-    shards: Box<[CachePadded<Shard<K, V>>]>,
-    shift: u32,
+    /// Invariant: a power of two long, at most 2^16 (`sharded::MAX_SHARDS`).
+    shards: Box<[ShardSlot<K, V>]>,
+    /// How far to shift a hash right, and what to mask then, for the byte offset of its shard
+    /// (see [`RawMap::shard`]).
+    shard_shift: u32,
+    shard_mask: usize,
     pub(crate) hasher: S,
     collector: Collector,
     /// The map owns `K`s and `V`s (drop check), and its auto traits are replaced by the explicit
@@ -122,6 +125,27 @@ struct Shard<K, V> {
     /// writer (see [`RECYCLE_BATCH`]). Beside the lock, which every write changes anyway.
     recycled: AtomicPtr<Recycled>,
     writer: Mutex<Writer<K, V>>,
+}
+
+/// A shard alone on a power-of-two number of bytes (a few cache lines), so that finding one
+/// is a shift and a mask of the hash (see [`RawMap::shard`]). Under loom, whose atomics and
+/// locks are larger, on more of them.
+#[cfg_attr(not(loom), repr(C, align(512)))]
+#[cfg_attr(loom, repr(C, align(4096)))]
+struct ShardSlot<K, V>(Shard<K, V>);
+
+impl<K, V> std::ops::Deref for ShardSlot<K, V> {
+    type Target = Shard<K, V>;
+
+    fn deref(&self) -> &Shard<K, V> {
+        &self.0
+    }
+}
+
+impl<K, V> std::ops::DerefMut for ShardSlot<K, V> {
+    fn deref_mut(&mut self) -> &mut Shard<K, V> {
+        &mut self.0
+    }
 }
 
 /// Positions of DELETED slots of one table, on their way through a grace period.
@@ -335,7 +359,7 @@ impl<K, V, S> RawMap<K, V, S> {
                     panic!("lanemap: HashMap::with_capacity({capacity}): {error}")
                 });
                 let table = Box::into_raw(table);
-                CachePadded::new(Shard {
+                ShardSlot(Shard {
                     current: CachePadded::new(AtomicPtr::new(table)),
                     len: AtomicUsize::new(0),
                     recycled: AtomicPtr::new(std::ptr::null_mut()),
@@ -343,10 +367,21 @@ impl<K, V, S> RawMap<K, V, S> {
                 })
             })
             .collect();
-        let shift = 63 - shards.len().trailing_zeros();
+        // A shard is picked by the 16 (at most) hash bits just below the 7-bit tag, bits
+        // `57 - log2(shards) .. 57`; tables index with the low bits. Its byte offset is that
+        // index times the slot size, a power of two: shifting by that many bits less keeps them
+        // in place, and the mask clears the bits below.
+        let stride = size_of::<ShardSlot<K, V>>();
+        assert!(
+            stride.is_power_of_two(),
+            "lanemap internal error: shard slot of {stride} bytes"
+        );
+        let shard_shift = 57 - shards.len().trailing_zeros() - stride.trailing_zeros();
+        let shard_mask = (shards.len() - 1) * stride;
         Self {
             shards,
-            shift,
+            shard_shift,
+            shard_mask,
             hasher,
             collector: collector(),
             _owns: PhantomData,
@@ -400,13 +435,16 @@ impl<K, V, S> RawMap<K, V, S> {
             .sum()
     }
 
+    /// The shard of `hash`: a shift, a mask and an add (see `new`).
     #[inline]
     fn shard(&self, hash: u64) -> &Shard<K, V> {
-        // The bits just below the 7-bit tags; tables index with the low bits.
-        let index = ((hash << 7) >> 1 >> self.shift) as usize;
-        debug_assert!(index < self.shards.len());
-        // Safety: `index < 2^(64 - 1 - shift) = shards.len()` by the invariant on `shift`.
-        unsafe { self.shards.get_unchecked(index) }
+        let offset = (hash >> self.shard_shift) as usize & self.shard_mask;
+        debug_assert!(offset / size_of::<ShardSlot<K, V>>() < self.shards.len());
+        // Safety: `offset` is a multiple of the slot size below `shards.len()` slots (`new`
+        // made the mask so), so it is the offset of one of the shards: in bounds.
+        let slot = unsafe { self.shards.as_ptr().byte_add(offset) };
+        // Safety: as above, a shard of `self.shards`, borrowed with `self`.
+        unsafe { &(*slot).0 }
     }
 
     /// The node for `key`, if present, valid while `guard` lives.

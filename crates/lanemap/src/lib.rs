@@ -151,10 +151,13 @@
 //! [`shrink_to_fit`](HashMap::shrink_to_fit)), so an emptied map gives its memory back.
 //! Tables of 1 MiB and more are mapped straight from the operating system (on unix), and those
 //! of 4 MiB and more ask Linux for transparent huge pages, which cut the cost of address
-//! translation for lookups in large tables; see [`mapped_table_bytes`]. The price is paid when
-//! a growing table first touches each 2 MiB page: if the kernel has no free huge page, it
-//! compacts memory then, which on the development machine paused single inserts for up to 8
-//! ms while a map grew to 2^21 entries (4 KiB pages: up to about 1 ms; see BENCHMARKS.md).
+//! translation for lookups in large tables; see [`mapped_table_bytes`]. A table sized up front
+//! ([`with_capacity`](HashMap::with_capacity), [`try_reserve`](HashMap::try_reserve)) asks at
+//! once, so the writes that fill it may each fault in a 2 MiB page, and when the kernel has no
+//! free one it compacts memory right then (single inserts paused for up to 8 ms on the
+//! development machine). A table that grows by itself asks only once its migration is over, so
+//! that no insert pays for that: the kernel collapses its pages in the background later. While
+//! a map grew to 2^21 entries, its worst insert took 0.4-1.1 ms (see BENCHMARKS.md).
 //!
 //! # Async
 //!

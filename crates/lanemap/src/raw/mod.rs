@@ -47,7 +47,7 @@ use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
 use std::mem::needs_drop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use table::{Lookup, MIN_CAPACITY, Reuse, Slot, Table};
+use table::{HugePages, Lookup, MIN_CAPACITY, Reuse, Slot, Table};
 
 /// Old-table slot positions (see `table.rs`; 7 slots per 8) a write moves to the new table
 /// while a migration runs.
@@ -355,7 +355,7 @@ impl<K, V, S> RawMap<K, V, S> {
             .unwrap_or_else(|error| panic!("lanemap: HashMap::with_capacity({capacity}): {error}"));
         let shards: Box<[_]> = (0..shards)
             .map(|_| {
-                let table = Table::try_new(per_shard).unwrap_or_else(|error| {
+                let table = Table::try_new(per_shard, HugePages::Now).unwrap_or_else(|error| {
                     panic!("lanemap: HashMap::with_capacity({capacity}): {error}")
                 });
                 let table = Box::into_raw(table);
@@ -571,7 +571,7 @@ impl<K, V, S> RawMap<K, V, S> {
         if Self::migrating(shard, writer) {
             Self::finish_migration(shard, writer, guard);
         }
-        let next = Box::into_raw(Table::try_new(capacity)?);
+        let next = Box::into_raw(Table::try_new(capacity, HugePages::WhenFilled)?);
         // Safety: `newest` is owned by the shard and we hold its lock.
         let newest = unsafe { &*writer.newest };
         // Release: readers that follow `next` (Acquire) see the new table's initialised arrays.
@@ -618,6 +618,8 @@ impl<K, V, S> RawMap<K, V, S> {
             // Release: readers that start from the new table (Acquire) see every node moved
             // into it.
             shard.current.store(writer.newest, Ordering::Release);
+            // Safety: `newest` is owned by the shard and we hold its lock.
+            unsafe { &*writer.newest }.advise_huge_pages();
             writer.cursor = 0;
             writer.migrating = false;
             // Safety: `old` is no longer `current`, so guards created from now on cannot reach
@@ -713,9 +715,9 @@ impl<K, V, S> RawMap<K, V, S> {
             Self::finish_migration(shard, writer, guard);
         }
         // Allocating the minimum table only fails if the allocator is out of memory.
-        let fresh = Box::into_raw(Table::try_new(MIN_CAPACITY).unwrap_or_else(|error| {
-            panic!("lanemap: HashMap could not allocate an empty table: {error}")
-        }));
+        let fresh = Box::into_raw(Table::try_new(MIN_CAPACITY, HugePages::Now).unwrap_or_else(
+            |error| panic!("lanemap: HashMap could not allocate an empty table: {error}"),
+        ));
         let old = writer.newest;
         // Release: readers that load the fresh table (Acquire) see it initialised.
         shard.current.store(fresh, Ordering::Release);

@@ -3,8 +3,10 @@
 //!
 //! Normally this is [seize](https://docs.rs/seize): a reader *enters* (a guard) before loading
 //! pointers, a writer *retires* what it unlinked, and seize frees it once every guard that could
-//! have seen it is gone. A stand-in with the same shape keeps everything retired until the
-//! collector is dropped (with the map, after every thread using it is done):
+//! have seen it is gone. A stand-in with the same shape counts the guards alive under a lock
+//! and, each time the count drops to zero, reclaims everything retired before: every guard that
+//! could have seen it has ended then (and guards created after a retirement cannot reach what
+//! was retired). It is used:
 //!
 //! - under `cfg(loom)`, because seize's per-thread state does not know loom's model threads;
 //! - under `cfg(lanemap_tsan)` (set by `scripts/verify` for ThreadSanitizer), because seize
@@ -12,8 +14,9 @@
 //!   does not model: it would report every free as a race, real or not, and drown the races
 //!   it can see in the map's own publication protocol.
 //!
-//! Loom and TSan then check that protocol; Miri (which models fences) checks the real
-//! reclamation.
+//! Loom and TSan then check that protocol, slot reuse after a grace period included (the lock
+//! orders each reclamation after the guards it waited for, which both tools see); Miri (which
+//! models fences) checks the real reclamation.
 
 use crate::sync::{AtomicPtr, Ordering};
 
@@ -121,10 +124,21 @@ mod imp {
 
     type Retired = (*mut (), unsafe fn(*mut (), &Collector));
 
-    /// Keeps every retired object until it is dropped itself.
+    /// Counts the live guards, and keeps what was retired until none is left.
     pub struct Collector {
-        retired: Mutex<Vec<Retired>>,
+        state: Mutex<State>,
     }
+
+    struct State {
+        /// Guards alive.
+        guards: usize,
+        /// Retired since the count last dropped to zero.
+        retired: Vec<Retired>,
+    }
+
+    // Safety: the retired pointers are only handed to their reclaimers, which the retiring
+    // code vouched may run on any thread (as seize's may).
+    unsafe impl Send for State {}
 
     /// A stand-in collector (it has no batches).
     pub(crate) fn collector() -> Collector {
@@ -134,11 +148,15 @@ mod imp {
     impl Collector {
         pub(crate) fn new() -> Self {
             Self {
-                retired: Mutex::new(Vec::new()),
+                state: Mutex::new(State {
+                    guards: 0,
+                    retired: Vec::new(),
+                }),
             }
         }
 
         pub(crate) fn enter(&self) -> LocalGuard<'_> {
+            self.join();
             LocalGuard {
                 collector: self,
                 _not_send: PhantomData,
@@ -146,22 +164,49 @@ mod imp {
         }
 
         pub(crate) fn enter_owned(&self) -> OwnedGuard<'_> {
+            self.join();
             OwnedGuard { collector: self }
         }
-    }
 
-    impl Collector {
+        fn join(&self) {
+            self.state.lock().guards += 1;
+        }
+
+        /// A guard ends: if it was the last, reclaims everything retired so far. (Outside the
+        /// lock: a reclaimer may drop a value whose `Drop` uses a map of the same collector.)
+        fn leave(&self) {
+            let ready = {
+                let mut state = self.state.lock();
+                state.guards -= 1;
+                if state.guards == 0 {
+                    std::mem::take(&mut state.retired)
+                } else {
+                    Vec::new()
+                }
+            };
+            // Safety: every guard alive when these were retired has ended (the count reached
+            // zero since), and guards created after a retirement cannot reach what it retired.
+            unsafe { self.reclaim(ready) };
+        }
+
+        /// # Safety
+        /// No guard can reach what `retired` holds.
+        unsafe fn reclaim(&self, retired: Vec<Retired>) {
+            for (ptr, reclaim) in retired {
+                // Safety: no guard can reach `ptr` (the caller's contract), and the retiring
+                // code vouched that `reclaim` suits it.
+                unsafe { reclaim(ptr, self) };
+            }
+        }
+
         /// Reclaims everything retired so far, as seize's method of that name.
         ///
         /// # Safety
         /// No guard of this collector is alive, on any thread.
         pub(crate) unsafe fn reclaim_all(&self) {
-            let retired = std::mem::take(&mut *self.retired.lock());
-            for (ptr, reclaim) in retired {
-                // Safety: no guard is left to reach `ptr` (the caller's contract), and the
-                // retiring code vouched that `reclaim` suits it.
-                unsafe { reclaim(ptr, self) };
-            }
+            let retired = std::mem::take(&mut self.state.lock().retired);
+            // Safety: the caller's contract.
+            unsafe { self.reclaim(retired) };
         }
     }
 
@@ -205,14 +250,20 @@ mod imp {
                             unsafe fn(*mut (), &Collector),
                         >(reclaim)
                     };
-                    self.collector.retired.lock().push((ptr.cast(), reclaim));
+                    self.collector
+                        .state
+                        .lock()
+                        .retired
+                        .push((ptr.cast(), reclaim));
                 }
 
-                /// Nothing to do: the stand-in frees everything when the collector drops.
+                /// Nothing to do: the stand-in reclaims when the last guard ends.
                 fn flush(&self) {}
 
-                /// Nothing to do, as for `flush`.
-                fn refresh(&mut self) {}
+                fn refresh(&mut self) {
+                    self.collector.leave();
+                    self.collector.join();
+                }
 
                 fn collector(&self) -> &Collector {
                     self.collector
@@ -222,6 +273,18 @@ mod imp {
     }
     stand_in_guard!(LocalGuard);
     stand_in_guard!(OwnedGuard);
+
+    impl Drop for LocalGuard<'_> {
+        fn drop(&mut self) {
+            self.collector.leave();
+        }
+    }
+
+    impl Drop for OwnedGuard<'_> {
+        fn drop(&mut self) {
+            self.collector.leave();
+        }
+    }
 }
 
 pub(crate) use imp::{Collector, collector};

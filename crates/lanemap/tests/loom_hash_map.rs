@@ -16,7 +16,14 @@
 //!   it publishes the new one: a reader may find neither
 //!   (`get_racing_a_change_of_value_across_groups` fails);
 //! - `--cfg lanemap_broken_origins` lets iteration report a key at the slot it moved on to as
-//!   well as at its origin (`iteration_racing_changes_of_value_across_groups` fails).
+//!   well as at its origin (`iteration_racing_changes_of_value_across_groups` fails);
+//! - `--cfg lanemap_broken_recycle` makes a vacated slot FREE at once, without waiting for the
+//!   guards that may still hold its entry: an insert writes over a value a reader holds
+//!   (`a_vacated_slot_is_reused_only_after_its_readers` fails).
+//!
+//! The models run with the crate's reclamation stand-in (`reclaim.rs`), which reclaims what
+//! was retired each time the last guard ends: so vacated slots do come back for reuse within a
+//! model, as they do with seize.
 #![cfg(loom)]
 
 use lanemap::{Computed, HashMap, Op};
@@ -275,6 +282,61 @@ fn removal_while_a_reader_holds_the_value() {
         assert_eq!(live.load(Ordering::Relaxed), 0, "dropped exactly once");
     });
 }
+
+/// A reader holds a key's value while a writer removes that key and a neighbour (a full batch
+/// of vacated slots, 2 under loom) and then inserts new keys into the same group (all keys
+/// collide), which reuse the vacated slots as soon as reclamation hands them back: only once
+/// the reader's guard has ended.
+#[test]
+fn a_vacated_slot_is_reused_only_after_its_readers() {
+    model(|| {
+        let map = map(true);
+        map.insert(1, 10);
+        map.insert(2, 20);
+        let (m1, m2) = (Arc::clone(&map), Arc::clone(&map));
+        race(
+            move || {
+                assert_eq!(m1.remove(&1), Some(10));
+                assert_eq!(m1.remove(&2), Some(20));
+                assert_eq!(m1.insert(3, 30), None);
+                assert_eq!(m1.insert(4, 40), None);
+            },
+            move || {
+                let pinned = m2.pin();
+                if let Some(held) = pinned.get(&1) {
+                    assert_eq!(*held, 10);
+                    thread::yield_now();
+                    assert_eq!(*held, 10, "a held value was written over");
+                }
+            },
+        );
+        assert_eq!(
+            (
+                map.get(&1),
+                map.get(&2),
+                map.get(&3),
+                map.get(&4),
+                map.len()
+            ),
+            (None, None, Some(30), Some(40), 2)
+        );
+        // The table's 5 usable slots: 2 entries, and 3 never used if 3 and 4 took the vacated
+        // slots (else 1).
+        if map.capacity() == 5 {
+            REUSED.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    // Some interleavings (the reader done, or not holding the key, before the inserts) must
+    // reuse the slots: else the model proves nothing about reuse.
+    assert!(
+        REUSED.load(std::sync::atomic::Ordering::Relaxed),
+        "no execution reused a slot"
+    );
+}
+
+/// Set by `a_vacated_slot_is_reused_only_after_its_readers` when an execution reused a slot
+/// (outside loom's model: it spans executions).
+static REUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 #[test]
 fn iteration_racing_writes() {

@@ -253,6 +253,16 @@ impl<K, V> Writer<K, V> {
     /// Queues the DELETED slot `index` of `newest` for reuse after a grace period.
     #[inline(always)]
     fn deleted(&mut self, index: usize, home: &AtomicPtr<Recycled>, guard: &impl Guard) {
+        // The loom models' teeth: the slot is made FREE at once, with no grace period, so an
+        // insert may write over an entry a reader still holds.
+        #[cfg(lanemap_broken_recycle)]
+        {
+            let _ = (home, guard);
+            // Safety: none; this variant exists to be caught.
+            unsafe { (*self.newest).recycle(index) };
+            self.free += 1;
+            return;
+        }
         if self.pending.capacity() == 0 {
             self.pending.reserve_exact(RECYCLE_BATCH);
         }

@@ -96,10 +96,12 @@ type Entry<K, V> = UnsafeCell<MaybeUninit<Node<K, V>>>;
 pub(crate) struct Table<K, V> {
     /// Invariant: a power of two long, at least 1.
     ctrl: Zeroed<AtomicU64>,
-    /// Invariant: `GROUP_SLOTS * ctrl.len()` long.
+    /// Invariant: `GROUP_SLOTS * ctrl.len() + 1` long: the last entry is no slot's, a spare so
+    /// that the entry index of any position in `0..end()` is in bounds (see `cell`).
     entries: Zeroed<Entry<K, V>>,
     /// A bit per position (bit `p % 64` of word `p / 64`): set while slot `p` holds, or held
-    /// until it was recycled, a key that moved on from its origin slot.
+    /// until it was recycled, a key that moved on from its origin slot. Invariant: a power of
+    /// two long (a word per 8 groups, at least one).
     moved_on: Zeroed<AtomicU64>,
     /// The table this one migrates into; null until a migration starts, then never changed.
     pub(crate) next: AtomicPtr<Table<K, V>>,
@@ -225,6 +227,7 @@ impl<K, V> Table<K, V> {
         let groups = capacity / GROUP_SLOTS;
         debug_assert!(groups.is_power_of_two() && groups * GROUP_SLOTS == capacity);
         let moved_on_words = groups.div_ceil(8);
+        debug_assert!(moved_on_words.is_power_of_two());
         #[cfg(all(unix, not(miri), not(loom)))]
         if let Some(table) = Self::try_new_mapped(groups, moved_on_words)? {
             if matches!(pages, HugePages::Now) {
@@ -233,7 +236,7 @@ impl<K, V> Table<K, V> {
             return Ok(table);
         }
         let ctrl = Zeroed::new(groups, || AtomicU64::new(ALL_EMPTY))?;
-        let entries = Zeroed::new(capacity, || UnsafeCell::new(MaybeUninit::uninit()))?;
+        let entries = Zeroed::new(capacity + 1, || UnsafeCell::new(MaybeUninit::uninit()))?;
         let moved_on = Zeroed::new(moved_on_words, || AtomicU64::new(0))?;
         let table = Box::new(Self {
             ctrl,
@@ -275,7 +278,7 @@ impl<K, V> Table<K, V> {
         let (layout, moved_on_at) = ctrl
             .extend(Layout::array::<AtomicU64>(moved_on_words).map_err(overflow)?)
             .map_err(overflow)?;
-        let entries = Layout::array::<Entry<K, V>>(groups * GROUP_SLOTS).map_err(overflow)?;
+        let entries = Layout::array::<Entry<K, V>>(groups * GROUP_SLOTS + 1).map_err(overflow)?;
         let entries = entries.align_to(64).map_err(overflow)?;
         let (layout, entries_at) = layout.extend(entries).map_err(overflow)?;
         if layout.size() < MAP_FROM_BYTES || layout.align() > 4096 {
@@ -291,7 +294,7 @@ impl<K, V> Table<K, V> {
         // Safety: as above.
         let moved_on = unsafe { Zeroed::part(base, moved_on_at, moved_on_words) };
         // Safety: as above.
-        let entries = unsafe { Zeroed::part(base, entries_at, groups * GROUP_SLOTS) };
+        let entries = unsafe { Zeroed::part(base, entries_at, groups * GROUP_SLOTS + 1) };
         Ok(Some(Box::new(Self {
             ctrl,
             moved_on,
@@ -304,7 +307,7 @@ impl<K, V> Table<K, V> {
 
     #[inline]
     pub(crate) fn capacity(&self) -> usize {
-        self.entries.len()
+        self.ctrl.len() * GROUP_SLOTS
     }
 
     /// One past the last position (of a slot or a MOVED byte).
@@ -333,15 +336,22 @@ impl<K, V> Table<K, V> {
     /// The control word of slot `index`'s group, and the slot's offset in it.
     #[inline]
     fn locate(&self, index: usize) -> (&AtomicU64, usize) {
-        debug_assert!(Self::is_slot(index));
-        (&self.ctrl[index / POSITIONS], index % POSITIONS)
+        debug_assert!(Self::is_slot(index) && index < self.end());
+        // Masked rather than bounds-checked: the same group for every position of the table.
+        let group = (index / POSITIONS) & (self.ctrl.len() - 1);
+        // Safety: `ctrl.len()` is a power of two (its invariant), so `group < ctrl.len()`.
+        (unsafe { self.ctrl.get_unchecked(group) }, index % POSITIONS)
     }
 
     /// The entry cell of slot `index`.
     #[inline]
     fn cell(&self, index: usize) -> &Entry<K, V> {
-        debug_assert!(Self::is_slot(index));
-        &self.entries[index - index / POSITIONS]
+        debug_assert!(Self::is_slot(index) && index < self.end());
+        let group = (index / POSITIONS) & (self.ctrl.len() - 1);
+        // At most `GROUP_SLOTS * (ctrl.len() - 1) + 7`, the spare entry's index.
+        let entry = group * GROUP_SLOTS + index % POSITIONS;
+        // Safety: `entries` is `GROUP_SLOTS * ctrl.len() + 1` long (its invariant).
+        unsafe { self.entries.get_unchecked(entry) }
     }
 
     /// The entry of slot `index`, for as long as the caller can show the table lives.
@@ -802,7 +812,13 @@ impl<K, V> Table<K, V> {
 
     #[inline]
     fn moved_on_word(&self, index: usize) -> (&AtomicU64, u64) {
-        (&self.moved_on[index / 64], 1 << (index % 64))
+        debug_assert!(index < self.end());
+        let word = (index / 64) & (self.moved_on.len() - 1);
+        // Safety: `moved_on.len()` is a power of two (its invariant), so `word` is in bounds.
+        (
+            unsafe { self.moved_on.get_unchecked(word) },
+            1 << (index % 64),
+        )
     }
 
     /// Whether slot `index` holds (or, DELETED, held) a key that moved on from its origin

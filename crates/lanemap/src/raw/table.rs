@@ -406,6 +406,9 @@ impl<K, V> Table<K, V> {
         Q: Equivalent<K> + ?Sized,
     {
         let tag = group::tag(hash);
+        // The entry a hit reads is most likely in the first group, whose entries then load
+        // with its control word rather than after it.
+        self.prefetch_entries(hash);
         // The probe sequence of `probe`, written out: this is the hottest loop of the crate.
         let mask = self.ctrl.len() - 1;
         let mut group_index = hash as usize & mask;
@@ -897,6 +900,15 @@ impl<K, V> Table<K, V> {
         let group_index = hash as usize & (self.ctrl.len() - 1);
         // In bounds (the mask), but a prefetch may take any address: no check needed.
         prefetch(self.ctrl.as_ptr().wrapping_add(group_index));
+        self.prefetch_entries(hash);
+    }
+
+    /// Starts loading the entries of the first group of `hash`'s probe path into the cache (the
+    /// lines of its first, middle and last entry: all of a group of small entries).
+    #[inline]
+    pub(crate) fn prefetch_entries(&self, hash: u64) {
+        let group_index = hash as usize & (self.ctrl.len() - 1);
+        // In bounds (the mask), but a prefetch may take any address: no check needed.
         let first = self
             .entries
             .as_ptr()

@@ -157,7 +157,9 @@
 //! free one it compacts memory right then (single inserts paused for up to 8 ms on the
 //! development machine). A table that grows by itself asks only once its migration is over, so
 //! that no insert pays for that: the kernel collapses its pages in the background later. While
-//! a map grew to 2^21 entries, its worst insert took 0.4-1.1 ms (see BENCHMARKS.md).
+//! a map grew to 2^21 entries, its worst insert through a pinned handle took 0.15-0.34 ms; a
+//! plain insert, which ends its own guard, may run the reclamation that unmaps an outgrown
+//! table (3 ms; see BENCHMARKS.md).
 //!
 //! # Async
 //!
@@ -226,9 +228,10 @@
 //!
 //! [`HashMap`] reads take no lock and store nothing: readers on many cores never contend, even
 //! on one hot key. Its tables keep entries inline (key, value and hash), with one 8-byte control
-//! word per 7 slots in an array of their own: a large table's control words stay in the CPU's
-//! cache when its entries do not, so a lookup that hits costs about one cache miss, the entry's,
-//! where a table of pointers to entries (papaya's) costs two. Writes lock one shard and never
+//! word per 7 slots in an array of their own. A lookup starts loading its group's entries
+//! together with the control word, so a hit in a table larger than the CPU's cache waits for
+//! about one miss, where a table of pointers to entries (papaya's) waits for two in a row.
+//! Writes lock one shard and never
 //! call the allocator except to grow a table; vacated slots are reused after their grace period
 //! (handed to reclamation 64 at a time). On write-heavy mixes [`ShardedMap`] is still the
 //! better choice. Tables grow and shrink incrementally: a write moves at most 128 slot

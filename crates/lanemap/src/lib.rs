@@ -288,6 +288,46 @@ pub fn mapped_table_bytes() -> usize {
     raw::table::mapped_bytes()
 }
 
+/// Bytes of freed [`HashMap`] tables that lanemap keeps mapped, process-wide, to build its next
+/// tables from (on Linux; elsewhere 0).
+///
+/// A table mapped from the operating system starts on fresh pages, and each fresh page costs a
+/// fault the first time it is written. A growing map frees about as many pages as it takes (each
+/// table it outgrows is half the size of the next), so freed tables' pages are kept, up to
+/// 64 MiB, and moved (without copying) under the entries of the next tables. That is what the
+/// system allocator does for the maps that allocate through it. These bytes are not counted by
+/// [`mapped_table_bytes`]; [`release_pooled_table_pages`] gives them back.
+///
+/// # Examples
+/// ```
+/// assert!(lanemap::pooled_table_bytes() <= 64 << 20);
+/// ```
+pub fn pooled_table_bytes() -> usize {
+    #[cfg(all(target_os = "linux", not(miri), not(loom)))]
+    return raw::page_pool::pooled_bytes();
+    #[cfg(not(all(target_os = "linux", not(miri), not(loom))))]
+    0
+}
+
+/// Gives the pages of freed [`HashMap`] tables that lanemap keeps for reuse (see
+/// [`pooled_table_bytes`]) back to the operating system now: for a program that has dropped its
+/// large maps and will not grow new ones soon.
+///
+/// # Examples
+/// ```
+/// use lanemap::HashMap;
+///
+/// // One shard with room for 2^16 entries: a table of 1 MiB, whose pages are kept once freed.
+/// let map: HashMap<u64, u64> = HashMap::with_shards(1, 1 << 16, Default::default());
+/// drop(map);
+/// lanemap::release_pooled_table_pages();
+/// // (Other threads may be freeing tables too, so the pool may not stay empty.)
+/// ```
+pub fn release_pooled_table_pages() {
+    #[cfg(all(target_os = "linux", not(miri), not(loom)))]
+    raw::page_pool::release();
+}
+
 /// Iterators of [`HashMap`] (named apart from [`ShardedMap`]'s).
 pub mod hash_map_iter {
     pub use crate::hash_map::{Iter, Keys, Values};

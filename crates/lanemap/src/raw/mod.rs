@@ -34,6 +34,8 @@ pub(crate) mod node;
 pub(crate) mod table;
 
 mod iter;
+#[cfg(all(target_os = "linux", not(miri), not(loom)))]
+pub(crate) mod page_pool;
 
 pub(crate) use iter::Cursor;
 

@@ -284,12 +284,24 @@ impl<K, V> Table<K, V> {
         if layout.size() < MAP_FROM_BYTES || layout.align() > 4096 {
             return Ok(None);
         }
-        let block = Zeroed::<u8>::map(layout.size(), layout)?;
+        #[cfg_attr(not(target_os = "linux"), allow(unused_mut))]
+        let mut block = Zeroed::<u8>::map(layout.size(), layout)?;
         let base = block.ptr;
+        // The entries may start with any bytes: give them the pages of freed tables, if the
+        // pool has some, rather than fresh ones that fault when first written.
+        #[cfg(target_os = "linux")]
+        {
+            let from = entries_at.next_multiple_of(page_bytes());
+            let to = layout.size().next_multiple_of(page_bytes());
+            // Safety: `from..to` is the part of the fresh mapping that holds nothing but
+            // entries, which are read only once written (see `write`).
+            block.cuts = unsafe { super::page_pool::fill(base.as_ptr(), from, to) };
+        }
         // Each of the three parts lies inside the mapping (`Layout::extend` placed them),
         // aligned for its type (the mapping is page-aligned, `extend` aligned the offsets).
-        // Safety: in bounds and aligned (above); zero bytes are valid items (`zeroed_box`); the
-        // table keeps `block`, which frees the memory, as long as the parts.
+        // Safety: in bounds and aligned (above); zero bytes are valid items (`zeroed_box`), and
+        // the entries, which may hold old bytes, are valid with any; the table keeps `block`,
+        // which frees the memory, as long as the parts.
         let ctrl = unsafe { Zeroed::part(base, 0, groups) };
         // Safety: as above.
         let moved_on = unsafe { Zeroed::part(base, moved_on_at, moved_on_words) };
@@ -1006,7 +1018,8 @@ pub(crate) fn prefetch<T>(ptr: *const T) {
 /// One of a table's arrays, all zero bytes when made. Zero is EMPTY for control words (and any
 /// bit pattern will do for entries not yet written). A large array is mapped straight from the
 /// kernel, whose fresh pages are zero and cost nothing until touched; so the migration that
-/// fills the table pays for its pages a few at a time. (From the global allocator, a
+/// fills the table pays for its pages a few at a time. (On Linux, a table's entries take the
+/// pages of freed tables where it can, which cost nothing when touched: see `page_pool`.) (From the global allocator, a
 /// multi-megabyte `alloc_zeroed` or fill took one insert 2-3 ms on the development machine: the
 /// allocator zeroes reused memory.)
 ///
@@ -1017,6 +1030,10 @@ struct Zeroed<T> {
     len: usize,
     /// Where `ptr` came from.
     source: Source,
+    /// For a mapping, the offsets where the ranges of pages moved in from freed tables begin
+    /// and end (see `page_pool`).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    cuts: Vec<usize>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -1039,6 +1056,14 @@ unsafe impl<T: Sync> Sync for Zeroed<T> {}
 /// Arrays from this size up are mapped from the kernel (where the platform allows it).
 #[cfg(all(unix, not(miri), not(loom)))]
 const MAP_FROM_BYTES: usize = 1 << 20;
+
+/// The kernel's page size.
+#[cfg(all(target_os = "linux", not(miri), not(loom)))]
+fn page_bytes() -> usize {
+    // Safety: `sysconf` only reads a system setting.
+    let bytes = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(bytes).unwrap_or(4096)
+}
 
 /// Mapped arrays from this size up ask the kernel for transparent huge pages.
 #[cfg(all(target_os = "linux", not(miri), not(loom)))]
@@ -1078,6 +1103,7 @@ impl<T> Zeroed<T> {
             ptr: unsafe { NonNull::new_unchecked(Box::into_raw(items).cast::<T>()) },
             len,
             source: Source::Heap,
+            cuts: Vec::new(),
         })
     }
 
@@ -1093,6 +1119,7 @@ impl<T> Zeroed<T> {
             ptr: unsafe { base.add(offset) }.cast::<T>(),
             len,
             source: Source::Part,
+            cuts: Vec::new(),
         }
     }
 
@@ -1123,6 +1150,7 @@ impl<T> Zeroed<T> {
             ptr,
             len,
             source: Source::Mapped,
+            cuts: Vec::new(),
         })
     }
 }
@@ -1171,10 +1199,23 @@ impl<T> Drop for Zeroed<T> {
         #[cfg(all(unix, not(miri), not(loom)))]
         {
             let bytes = self.len * size_of::<T>();
-            // Safety: the mapping made in `map`, of exactly this size, unmapped once. Its items
-            // need no drop (see the type's docs).
-            let unmapped = unsafe { libc::munmap(self.ptr.as_ptr().cast(), bytes) };
-            debug_assert_eq!(unmapped, 0, "munmap of a table failed");
+            // Safety: the mapping made in `map`, of exactly this size (rounded up to pages, as
+            // the kernel mapped it), given back once. Its items need no drop (see the type's
+            // docs).
+            #[cfg(target_os = "linux")]
+            unsafe {
+                super::page_pool::give_back(
+                    self.ptr.as_ptr().cast(),
+                    bytes.next_multiple_of(page_bytes()),
+                    &self.cuts,
+                );
+            }
+            // Safety: as above.
+            #[cfg(not(target_os = "linux"))]
+            {
+                let unmapped = unsafe { libc::munmap(self.ptr.as_ptr().cast(), bytes) };
+                debug_assert_eq!(unmapped, 0, "munmap of a table failed");
+            }
             // Relaxed: a statistic.
             MAPPED_BYTES.fetch_sub(bytes, Ordering::Relaxed);
         }

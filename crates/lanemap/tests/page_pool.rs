@@ -1,0 +1,70 @@
+//! The pool of freed tables' pages (Linux): new tables take them, their old bytes never show
+//! through as entries, and the pool stays within its bound.
+//!
+//! One test in a binary of its own: the pool is process-wide, so no other test may create or
+//! free tables meanwhile.
+
+#![cfg(all(target_os = "linux", not(miri)))]
+
+use lanemap::HashMap;
+use std::sync::Arc;
+
+/// One shard with room for 2^16 entries: a table of about 2.8 MiB, mapped from the kernel.
+fn one_shard<V>() -> HashMap<u64, V> {
+    HashMap::with_shards(1, 1 << 16, Default::default())
+}
+
+#[test]
+fn freed_tables_pages_are_reused_and_bounded() {
+    lanemap::release_pooled_table_pages();
+    assert_eq!(lanemap::pooled_table_bytes(), 0);
+
+    // A table full of entries, freed: its pages go to the pool.
+    let first = one_shard::<u64>();
+    for key in 0..1 << 16 {
+        first.insert(key, !key);
+    }
+    drop(first);
+    let pooled = lanemap::pooled_table_bytes();
+    assert!(
+        pooled >= 2 << 20,
+        "a freed 2.8 MiB table left {pooled} bytes in the pool"
+    );
+
+    // The next table takes them, and starts empty all the same.
+    // Values hold a token, so that a value dropped twice, or old bytes dropped as a value,
+    // show in its count.
+    let token = Arc::new(());
+    let second = one_shard::<(u64, Arc<()>)>();
+    let left = lanemap::pooled_table_bytes();
+    assert!(
+        left < pooled,
+        "a new table took nothing from the pool ({left} of {pooled} left)"
+    );
+    assert!(second.is_empty());
+    assert_eq!(second.iter().count(), 0);
+    assert!((0..1 << 16).all(|key| !second.contains_key(&key)));
+    for key in (0..1 << 16).step_by(3) {
+        second.insert(key, (key, Arc::clone(&token)));
+    }
+    let inserted = (0..1 << 16).step_by(3).count();
+    assert_eq!(second.len(), inserted);
+    assert_eq!(second.iter().count(), inserted);
+    for key in 0..1 << 16 {
+        let expected = (key % 3 == 0).then_some(key);
+        assert_eq!(second.get_with(&key, |value| value.0), expected);
+    }
+    assert_eq!(Arc::strong_count(&token), inserted + 1);
+    drop(second);
+    // Every value dropped once, and nothing from the old bytes.
+    assert_eq!(Arc::strong_count(&token), 1);
+
+    // The pool keeps at most 64 MiB, however much is freed.
+    let maps: Vec<_> = (0..40).map(|_| one_shard::<u64>()).collect();
+    drop(maps);
+    let pooled = lanemap::pooled_table_bytes();
+    assert!(pooled > 0 && pooled <= 64 << 20, "{pooled} bytes pooled");
+
+    lanemap::release_pooled_table_pages();
+    assert_eq!(lanemap::pooled_table_bytes(), 0);
+}

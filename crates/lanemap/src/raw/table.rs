@@ -235,9 +235,13 @@ impl<K, V> Table<K, V> {
             }
             return Ok(table);
         }
-        let ctrl = Zeroed::new(groups, || AtomicU64::new(ALL_EMPTY))?;
-        let entries = Zeroed::new(capacity + 1, || UnsafeCell::new(MaybeUninit::uninit()))?;
-        let moved_on = Zeroed::new(moved_on_words, || AtomicU64::new(0))?;
+        let ctrl = Zeroed::new(groups, Contents::Zero, || AtomicU64::new(ALL_EMPTY))?;
+        // Entries are read only once written: the allocator need not zero them (it would have
+        // to for memory it reuses: 0.1-0.2 ms for a table of 28 672 slots).
+        let entries = Zeroed::new(capacity + 1, Contents::Any, || {
+            UnsafeCell::new(MaybeUninit::uninit())
+        })?;
+        let moved_on = Zeroed::new(moved_on_words, Contents::Zero, || AtomicU64::new(0))?;
         let table = Box::new(Self {
             ctrl,
             entries,
@@ -299,7 +303,7 @@ impl<K, V> Table<K, V> {
         }
         // Each of the three parts lies inside the mapping (`Layout::extend` placed them),
         // aligned for its type (the mapping is page-aligned, `extend` aligned the offsets).
-        // Safety: in bounds and aligned (above); zero bytes are valid items (`zeroed_box`), and
+        // Safety: in bounds and aligned (above); zero bytes are valid items (`heap_box`), and
         // the entries, which may hold old bytes, are valid with any; the table keeps `block`,
         // which frees the memory, as long as the parts.
         let ctrl = unsafe { Zeroed::part(base, 0, groups) };
@@ -1015,13 +1019,13 @@ pub(crate) fn prefetch<T>(ptr: *const T) {
     let _ = ptr;
 }
 
-/// One of a table's arrays, all zero bytes when made. Zero is EMPTY for control words (and any
-/// bit pattern will do for entries not yet written). A large array is mapped straight from the
-/// kernel, whose fresh pages are zero and cost nothing until touched; so the migration that
-/// fills the table pays for its pages a few at a time. (On Linux, a table's entries take the
-/// pages of freed tables where it can, which cost nothing when touched: see `page_pool`.) (From the global allocator, a
-/// multi-megabyte `alloc_zeroed` or fill took one insert 2-3 ms on the development machine: the
-/// allocator zeroes reused memory.)
+/// One of a table's arrays, all zero bytes when made (entries: any bytes, see [`Contents`]).
+/// Zero is EMPTY for control words, and any bit pattern will do for entries not yet written. A
+/// large array is mapped straight from the kernel, whose fresh pages are zero and cost nothing
+/// until touched; so the migration that fills the table pays for its pages a few at a time. (On
+/// Linux, a table's entries take the pages of freed tables where it can, which cost nothing when
+/// touched: see `page_pool`.) From the global allocator, a multi-megabyte `alloc_zeroed` or
+/// fill took one insert 2-3 ms on the development machine: the allocator zeroes reused memory.
 ///
 /// Holds only types whose values need no drop (atomics and cells of `MaybeUninit`): the table
 /// drops the entries it owns itself.
@@ -1083,10 +1087,11 @@ pub(crate) fn mapped_bytes() -> usize {
 }
 
 impl<T> Zeroed<T> {
-    /// `len` items (`len >= 1`) of zero bytes, or an error if memory runs out. Under loom, whose
-    /// atomics and cells are not plain memory, each is `make()` instead.
+    /// `len` items (`len >= 1`) of zero bytes, or of any bytes (`Contents::Any`, for types
+    /// that any bytes are valid for, initialised or not), or an error if memory runs out.
+    /// Under loom, whose atomics and cells are not plain memory, each is `make()` instead.
     #[cfg_attr(not(loom), allow(unused_variables))]
-    fn new(len: usize, make: impl Fn() -> T) -> Result<Self, TryReserveError> {
+    fn new(len: usize, contents: Contents, make: impl Fn() -> T) -> Result<Self, TryReserveError> {
         const { assert!(!needs_drop::<T>() || cfg!(loom)) };
         let layout =
             std::alloc::Layout::array::<T>(len).map_err(|_| TryReserveError::CapacityOverflow)?;
@@ -1095,7 +1100,7 @@ impl<T> Zeroed<T> {
             return Self::map(len, layout);
         }
         #[cfg(not(loom))]
-        let items = zeroed_box::<T>(len, layout)?;
+        let items = heap_box::<T>(len, layout, contents)?;
         #[cfg(loom)]
         let items = try_filled(len, make)?;
         Ok(Self {
@@ -1142,7 +1147,7 @@ impl<T> Zeroed<T> {
         }
         debug_assert!(layout.align() <= 4096);
         // Safety: `mmap` succeeded, so `ptr` is a non-null, page-aligned mapping of zeroed
-        // pages, which are valid items (see `zeroed_box`) at any alignment up to a page's.
+        // pages, which are valid items (see `heap_box`) at any alignment up to a page's.
         let ptr = unsafe { NonNull::new_unchecked(ptr.cast::<T>()) };
         // Relaxed: a statistic.
         MAPPED_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
@@ -1222,20 +1227,39 @@ impl<T> Drop for Zeroed<T> {
     }
 }
 
-/// `len` items of zero bytes from the global allocator.
+/// What a new array's bytes must be.
+#[derive(Clone, Copy)]
+enum Contents {
+    Zero,
+    /// Anything, even uninitialised: for entries (`UnsafeCell<MaybeUninit<_>>`).
+    #[cfg_attr(loom, allow(dead_code))]
+    Any,
+}
+
+/// `len` items from the global allocator, zero bytes or left as they come.
 ///
-/// Only for the table's item types, for which all-zero bytes are a valid value: a zero
-/// `AtomicU64`, and an `UnsafeCell<MaybeUninit<_>>`, which any bytes are.
+/// Only for the table's item types: all-zero bytes are a valid zero `AtomicU64`, and any bytes
+/// (initialised or not) a valid `UnsafeCell<MaybeUninit<_>>`.
 #[cfg(not(loom))]
-fn zeroed_box<T>(len: usize, layout: std::alloc::Layout) -> Result<Box<[T]>, TryReserveError> {
+fn heap_box<T>(
+    len: usize,
+    layout: std::alloc::Layout,
+    contents: Contents,
+) -> Result<Box<[T]>, TryReserveError> {
     debug_assert!(layout.size() > 0, "a table has at least one group");
-    // Safety: a non-zero size (the caller asks for at least one group's worth).
-    let items = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<T>();
+    let items = match contents {
+        // Safety: a non-zero size (the caller asks for at least one group's worth).
+        Contents::Zero => unsafe { std::alloc::alloc_zeroed(layout) },
+        // Safety: as above.
+        Contents::Any => unsafe { std::alloc::alloc(layout) },
+    }
+    .cast::<T>();
     if items.is_null() {
         return Err(TryReserveError::AllocError { layout });
     }
-    // Safety: all-zero bytes are a valid `T` (see above), the memory has the layout of
-    // `[T; len]` and comes from the global allocator, as `Box` requires.
+    // Safety: the bytes are valid for `T` (see above: zero when asked, else `T` takes any),
+    // the memory has the layout of `[T; len]` and comes from the global allocator, as `Box`
+    // requires.
     Ok(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(items, len)) })
 }
 

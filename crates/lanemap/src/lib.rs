@@ -156,10 +156,16 @@
 //! once, so the writes that fill it may each fault in a 2 MiB page, and when the kernel has no
 //! free one it compacts memory right then (single inserts paused for up to 8 ms on the
 //! development machine). A table that grows by itself asks only once its migration is over, so
-//! that no insert pays for that: the kernel collapses its pages in the background later. While
-//! a map grew to 2^21 entries, its worst insert through a pinned handle took 0.15-0.34 ms; a
-//! plain insert, which ends its own guard, may run the reclamation that unmaps an outgrown
-//! table (3 ms; see BENCHMARKS.md).
+//! that no insert pays for that: the kernel collapses its pages in the background later.
+//!
+//! On Linux, an outgrown or dropped table's pages are not unmapped at once: up to 64 MiB of them,
+//! process-wide, are kept to build the next tables' entries from (moved with `mremap`, without
+//! copying), as the system allocator keeps freed memory for the maps that allocate through it.
+//! A fresh page costs a fault when first written (about 2.5 µs on the development machine); a
+//! map growing to 2^21 entries faulted in 21 000 pages instead of 46 000, and the insert that
+//! starts a migration pays for the moves instead (0.05-0.4 ms for the largest tables there).
+//! [`pooled_table_bytes`] tells how much is kept, and [`release_pooled_table_pages`] gives it
+//! back. See BENCHMARKS.md for the pauses measured while a map grows.
 //!
 //! # Async
 //!
@@ -236,7 +242,8 @@
 //! (handed to reclamation 64 at a time). On write-heavy mixes [`ShardedMap`] is still the
 //! better choice. Tables grow and shrink incrementally: a write moves at most 128 slot
 //! positions of an outgrown table, so no single insert pays for copying a whole table, and a
-//! new table is zeroed memory that the kernel maps as the migration touches it.
+//! new table's entries start on pages that freed tables left (see Memory above), or on fresh
+//! ones that the kernel maps as the migration touches them.
 //! `cargo run --release -p lanemap-bench` measures the maps against their peers on your machine.
 //!
 //! # Optional features

@@ -1,13 +1,16 @@
 //! The pool of freed tables' pages (Linux): new tables take them, their old bytes never show
 //! through as entries, and the pool stays within its bound.
 //!
-//! One test in a binary of its own: the pool is process-wide, so no other test may create or
-//! free tables meanwhile.
+//! A binary of its own: the pool is process-wide, so no other test may create or free tables
+//! meanwhile; and its tests take turns (`SERIAL`).
 
 #![cfg(all(target_os = "linux", not(miri)))]
 
 use lanemap::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+/// Held by each test: the first counts the pool's bytes exactly.
+static SERIAL: Mutex<()> = Mutex::new(());
 
 /// One shard with room for 2^16 entries: a table of about 2.8 MiB, mapped from the kernel.
 fn one_shard<V>() -> HashMap<u64, V> {
@@ -16,6 +19,9 @@ fn one_shard<V>() -> HashMap<u64, V> {
 
 #[test]
 fn freed_tables_pages_are_reused_and_bounded() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     lanemap::release_pooled_table_pages();
     assert_eq!(lanemap::pooled_table_bytes(), 0);
 
@@ -67,4 +73,47 @@ fn freed_tables_pages_are_reused_and_bounded() {
 
     lanemap::release_pooled_table_pages();
     assert_eq!(lanemap::pooled_table_bytes(), 0);
+}
+
+/// Threads that grow, check and drop maps side by side, so that tables take and give back pooled
+/// pages concurrently: no two tables ever get the same pages (each map keeps exactly its own
+/// entries), and every value is dropped once.
+#[test]
+fn concurrent_maps_share_the_pool_safely() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let token = Arc::new(());
+    let threads: Vec<_> = (0..4_u64)
+        .map(|thread| {
+            let token = Arc::clone(&token);
+            std::thread::spawn(move || {
+                for round in 0..6_u64 {
+                    let seed = (thread << 32) | (round << 20);
+                    // Grown from empty: several tables per shard, each freed as it is outgrown.
+                    let map: HashMap<u64, (u64, Arc<()>)> =
+                        HashMap::with_shards(2, 0, Default::default());
+                    let keys = 150_000 + 10_000 * round;
+                    for key in seed..seed + keys {
+                        map.insert(key, (!key, Arc::clone(&token)));
+                    }
+                    assert_eq!(map.len() as u64, keys);
+                    for key in seed..seed + keys {
+                        assert_eq!(map.get_with(&key, |value| value.0), Some(!key));
+                    }
+                    assert!(map.iter().all(|(key, value)| value.0 == !key));
+                    assert_eq!(map.iter().count() as u64, keys);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert_eq!(
+        Arc::strong_count(&token),
+        1,
+        "a value was dropped twice or not at all"
+    );
+    assert!(lanemap::pooled_table_bytes() <= 64 << 20);
 }

@@ -1215,9 +1215,9 @@ impl<T> Drop for Zeroed<T> {
                     &self.cuts,
                 );
             }
-            // Safety: as above.
             #[cfg(not(target_os = "linux"))]
             {
+                // Safety: as above.
                 let unmapped = unsafe { libc::munmap(self.ptr.as_ptr().cast(), bytes) };
                 debug_assert_eq!(unmapped, 0, "munmap of a table failed");
             }

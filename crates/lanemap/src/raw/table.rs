@@ -1204,20 +1204,18 @@ impl<T> Drop for Zeroed<T> {
         #[cfg(all(unix, not(miri), not(loom)))]
         {
             let bytes = self.len * size_of::<T>();
-            // Safety: the mapping made in `map`, of exactly this size (rounded up to pages, as
-            // the kernel mapped it), given back once. Its items need no drop (see the type's
-            // docs).
             #[cfg(target_os = "linux")]
-            unsafe {
-                super::page_pool::give_back(
-                    self.ptr.as_ptr().cast(),
-                    bytes.next_multiple_of(page_bytes()),
-                    &self.cuts,
-                );
+            {
+                let len = bytes.next_multiple_of(page_bytes());
+                // Safety: the mapping made in `map`, of exactly this size (rounded up to pages,
+                // as the kernel mapped it), given back once. Its items need no drop (see the
+                // type's docs).
+                unsafe { super::page_pool::give_back(self.ptr.as_ptr().cast(), len, &self.cuts) };
             }
             #[cfg(not(target_os = "linux"))]
             {
-                // Safety: as above.
+                // Safety: the mapping made in `map`, of exactly this size, unmapped once. Its
+                // items need no drop (see the type's docs).
                 let unmapped = unsafe { libc::munmap(self.ptr.as_ptr().cast(), bytes) };
                 debug_assert_eq!(unmapped, 0, "munmap of a table failed");
             }

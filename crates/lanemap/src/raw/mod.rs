@@ -150,10 +150,14 @@ impl<K, V> std::ops::DerefMut for ShardSlot<K, V> {
     }
 }
 
+/// The bit of a queued DELETED slot's position that says its moved-on bit is set.
+const MOVED_ON_FLAG: u32 = 31;
+
 /// Positions of DELETED slots of one table, on their way through a grace period.
 struct Recycled {
     /// Which of the shard's tables they are in (see `Writer::generation`).
     generation: u64,
+    /// Each with [`MOVED_ON_FLAG`] set if the slot's moved-on bit is.
     positions: Vec<u32>,
     /// The next batch on the shard's `recycled` stack.
     next: *mut Recycled,
@@ -252,24 +256,36 @@ impl<K, V> Writer<K, V> {
         }
     }
 
-    /// Queues the DELETED slot `index` of `newest` for reuse after a grace period.
+    /// Queues the DELETED slot `index` of `newest` for reuse after a grace period; `moved_on`
+    /// says whether its moved-on bit is set (see `Table::recycle`).
     #[inline(always)]
-    fn deleted(&mut self, index: usize, home: &AtomicPtr<Recycled>, guard: &impl Guard) {
+    fn deleted(
+        &mut self,
+        index: usize,
+        moved_on: bool,
+        home: &AtomicPtr<Recycled>,
+        guard: &impl Guard,
+    ) {
         // The loom models' teeth: the slot is made FREE at once, with no grace period, so an
         // insert may write over an entry a reader still holds.
         #[cfg(lanemap_broken_recycle)]
         {
             let _ = (home, guard);
             // Safety: none; this variant exists to be caught.
-            unsafe { (*self.newest).recycle(index) };
-            self.free += 1;
+            if unsafe { (*self.newest).recycle(index, moved_on) } {
+                self.used -= 1;
+            } else {
+                self.free += 1;
+            }
             return;
         }
         if self.pending.capacity() == 0 {
             self.pending.reserve_exact(RECYCLE_BATCH);
         }
-        // Positions fit: tables have fewer than `u32::MAX` (`Table::capacity_for`).
-        self.pending.push(index as u32);
+        // Positions fit, with the flag in the top bit: tables have fewer than 2^31
+        // (`Table::capacity_for`).
+        self.pending
+            .push(index as u32 | u32::from(moved_on) << MOVED_ON_FLAG);
         if self.pending.len() >= RECYCLE_BATCH {
             self.hand_over_pending(home, guard);
         }
@@ -308,12 +324,22 @@ impl<K, V> Writer<K, V> {
             }
             // Safety: `newest` is owned by the shard and we hold its lock.
             let table = unsafe { &*self.newest };
-            for &position in &recycled.positions {
+            // The slots are scattered over the table: start every miss at once rather than
+            // one after the other.
+            for &entry in &recycled.positions {
+                table.prefetch_ctrl((entry & !(1 << MOVED_ON_FLAG)) as usize);
+            }
+            for &entry in &recycled.positions {
+                let position = (entry & !(1 << MOVED_ON_FLAG)) as usize;
+                let moved_on = entry >> MOVED_ON_FLAG != 0;
                 // Safety: the slot was marked DELETED before the batch was handed to
                 // reclamation, which returned it only once every guard active then had ended.
-                unsafe { table.recycle(position as usize) };
+                if unsafe { table.recycle(position, moved_on) } {
+                    self.used -= 1;
+                } else {
+                    self.free += 1;
+                }
             }
-            self.free += recycled.positions.len();
         }
     }
 
@@ -788,13 +814,15 @@ impl<K, V, S> RawMap<K, V, S> {
         let node = unsafe { table.take(index) };
         table.unpublish(index);
         writer.live -= 1;
-        if table.is_moved_on(index) {
+        let moved_on = table.is_moved_on(index);
+        if moved_on {
             let origin = writer.origins.remove(&(index as u32));
             let origin = origin.expect("lanemap internal error: a moved-on key lost its origin");
             table.close_origin(origin as usize);
-            writer.deleted(origin as usize, &shard.recycled, guard);
+            // An origin never has its moved-on bit set: it holds the key where it started.
+            writer.deleted(origin as usize, false, &shard.recycled, guard);
         }
-        writer.deleted(index, &shard.recycled, guard);
+        writer.deleted(index, moved_on, &shard.recycled, guard);
         writer.retire(Dead::Entry(node), guard);
     }
 
@@ -1011,7 +1039,12 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
             writer.origins.insert(new as u32, origin);
         }
         if !replaced.forwarded {
-            writer.deleted(index, &self.shard.recycled, self.guard);
+            writer.deleted(
+                index,
+                replaced.old_moved_on,
+                &self.shard.recycled,
+                self.guard,
+            );
         }
         self.slot = Some(Slot::Occupied { index: new });
         self.writer.retire(Dead::Value(old_value), self.guard);

@@ -64,7 +64,7 @@
 //!
 //! | ctrl byte | MOVED bit | meaning |
 //! |---|---|---|
-//! | EMPTY | clear | never used; ends a probe |
+//! | EMPTY | clear | unused, in a group that has never lacked one; ends a probe |
 //! | DELETED | clear | tombstone |
 //! | FORWARDED | clear | tombstone; the key lives on in a later slot (for iteration) |
 //! | FREE | clear | tombstone that writers may fill again |
@@ -211,10 +211,9 @@ impl<K, V> Table<K, V> {
         let groups = groups.ok_or(TryReserveError::CapacityOverflow)?;
         let group_bytes = size_of::<AtomicU64>() + GROUP_SLOTS * size_of::<Entry<K, V>>() + 1;
         match groups.checked_mul(group_bytes) {
-            // Positions below `u32::MAX`, so that the writer can name them in 32 bits.
-            Some(bytes)
-                if bytes <= isize::MAX as usize && groups * POSITIONS < u32::MAX as usize =>
-            {
+            // Positions below 2^31, so that the writer can name them in 32 bits with a flag
+            // (see `RawMap`'s `Writer::deleted`).
+            Some(bytes) if bytes <= isize::MAX as usize && groups * POSITIONS < 1 << 31 => {
                 Ok(groups * GROUP_SLOTS)
             }
             _ => Err(TryReserveError::CapacityOverflow),
@@ -554,13 +553,28 @@ impl<K, V> Table<K, V> {
     /// probe path (writer only).
     ///
     /// No group before `index`'s on the path has an EMPTY slot (a probe would have stopped
-    /// there, and slots never become EMPTY again), and the first FREE or EMPTY slot after it
+    /// there, and a group without an EMPTY slot never gets one; see `recycle`), and the first FREE or EMPTY slot after it
     /// comes no later than the first group with an EMPTY slot; so the new slot is where every
     /// probe for the key that passes the old slot will look next. (A FREE slot *before* the old
     /// one would not do: a reader that had passed it while still FREE would miss the key once
     /// the old slot is marked.)
+    #[inline]
     pub(crate) fn find_replacement(&self, hash: u64, index: usize, reuse: Reuse) -> Option<usize> {
         let home = index / POSITIONS;
+        // Most often the key's own group has room: no need to walk the path to it.
+        let (ctrl, _) = self.locate(index);
+        // Relaxed: the writer holds the lock (see `find_for_write`).
+        let group = ctrl.load(Ordering::Relaxed);
+        if let Some(offset) = reuse.vacant_in(group, group::match_empty(group)).next() {
+            return Some(home * POSITIONS + offset);
+        }
+        self.find_replacement_after(hash, home, reuse)
+    }
+
+    /// `find_replacement` past the key's own group, `home`, which has no room.
+    #[cold]
+    #[inline(never)]
+    fn find_replacement_after(&self, hash: u64, home: usize, reuse: Reuse) -> Option<usize> {
         self.probe(hash)
             .skip_while(|&group_index| group_index != home)
             .find_map(|group_index| {
@@ -867,20 +881,42 @@ impl<K, V> Table<K, V> {
         word.load(Ordering::Relaxed) & bit != 0
     }
 
-    /// Makes the DELETED slot `index` FREE, for reuse (writer only).
+    /// Makes the DELETED slot `index` writable again (writer only): EMPTY if its group has an
+    /// EMPTY slot, FREE if not. Returns whether it is EMPTY now.
+    ///
+    /// EMPTY is safe exactly when the group already has one: every probe then stops in this
+    /// group anyway, so no key lives further along a path through it. A group with no EMPTY
+    /// slot never gets one, so a probe that passed it on the way to its key's slot still finds
+    /// the key, and a change of value still finds no EMPTY slot before the old one (see
+    /// `find_replacement`). An EMPTY slot costs a table nothing, where a FREE one stays counted
+    /// as used: under churn, most recycled slots are EMPTY, and the table does not fill up with
+    /// tombstones and migrate.
+    ///
+    /// `moved_on` says whether the slot's moved-on bit is set (the writer knew when it marked
+    /// the slot), which spares a load, most often a cache miss, per recycled slot.
     ///
     /// # Safety
     /// No reader can still hold the slot's entry: every guard that was active when the slot was
     /// marked DELETED has ended since.
     #[inline]
-    pub(crate) unsafe fn recycle(&self, index: usize) {
+    pub(crate) unsafe fn recycle(&self, index: usize, moved_on: bool) -> bool {
         debug_assert_eq!(self.ctrl_byte(index), group::DELETED);
-        if self.is_moved_on(index) {
+        debug_assert_eq!(self.is_moved_on(index), moved_on);
+        if moved_on {
             let (word, bit) = self.moved_on_word(index);
             // Relaxed: only the writer stores the bits; no reader looks at this one any more.
             word.store(word.load(Ordering::Relaxed) & !bit, Ordering::Relaxed);
         }
-        self.mark(index, group::FREE);
+        let (ctrl, offset) = self.locate(index);
+        // Relaxed: the writer holds the lock (see `find_for_write`).
+        let group = ctrl.load(Ordering::Relaxed);
+        // The loom and proptest teeth: EMPTY whatever the group holds, which cuts the probe
+        // path of keys further along.
+        let empty = cfg!(lanemap_broken_empty) || group::match_empty(group).any();
+        let byte = if empty { group::EMPTY } else { group::FREE };
+        // Release: pairs with readers' Acquire loads, like every control word store.
+        ctrl.store(group::with_byte(group, offset, byte), Ordering::Release);
+        empty
     }
 
     /// The first position of `position`'s group.
@@ -893,6 +929,14 @@ impl<K, V> Table<K, V> {
     #[inline]
     pub(crate) fn group_end(position: usize) -> usize {
         Self::group_start(position) + POSITIONS
+    }
+
+    /// Starts loading the control word of slot `index` into the cache.
+    #[inline]
+    pub(crate) fn prefetch_ctrl(&self, index: usize) {
+        let group = (index / POSITIONS) & (self.ctrl.len() - 1);
+        // In bounds (the mask), but a prefetch may take any address: no check needed.
+        prefetch(self.ctrl.as_ptr().wrapping_add(group));
     }
 
     /// Starts loading the first group of `hash`'s probe path into the cache (writer only).

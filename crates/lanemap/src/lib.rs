@@ -239,7 +239,10 @@
 //! about one miss, where a table of pointers to entries (papaya's) waits for two in a row.
 //! Writes lock one shard and never
 //! call the allocator except to grow a table; vacated slots are reused after their grace period
-//! (handed to reclamation 64 at a time). On write-heavy mixes [`ShardedMap`] is still the
+//! (handed to reclamation 64 at a time, and taken back by one write, which prefetches their
+//! control words together). A reused slot whose group still has a never-used slot counts as
+//! never used again, so steady churn does not fill a table with tombstones and migrate it
+//! (hashbrown does the same when it erases). On write-heavy mixes [`ShardedMap`] is still the
 //! better choice. Tables grow and shrink incrementally: a write moves at most 128 slot
 //! positions of an outgrown table, so no single insert pays for copying a whole table, and a
 //! new table's entries start on pages that freed tables left (see Memory above), or on fresh

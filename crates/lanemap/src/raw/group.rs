@@ -8,17 +8,17 @@
 //! | slot byte | meaning |
 //! |---|---|
 //! | `0x80..=0xFF` | FULL: the top bit set, then the top 7 bits of the entry's hash (its *tag*) |
-//! | `0x01` | DELETED: a tombstone; probing goes on past it; FREE after a grace period |
+//! | `0x01` | DELETED: a tombstone; probing goes on past it; reusable after a grace period |
 //! | `0x03` | FORWARDED: a tombstone whose key moved on to a later slot (see `table.rs`) |
 //! | `0x05` | FREE: a tombstone no reader can still be looking at; a writer may use it again |
-//! | `0x00` | EMPTY: unused, in a group that has always had one; probing stops at a group holding one |
+//! | `0x00` | EMPTY: unused (in a group that never lacked one); probing stops at its group |
 //!
-//! A slot goes EMPTY → FULL → DELETED (through FORWARDED, for some) → FREE or EMPTY → FULL → ...:
-//! its entry is written only while the slot is EMPTY or FREE, and a DELETED slot becomes
+//! A slot goes EMPTY → FULL → DELETED (through FORWARDED, for some) → FREE or EMPTY → FULL →
+//! ...: its entry is written only while the slot is EMPTY or FREE, and a DELETED slot becomes
 //! writable only after a grace period, once no reader can hold its entry (see `table.rs`). It
 //! becomes EMPTY again only in a group that still has an EMPTY slot (`Table::recycle`), so a
-//! group that has none never gets one back. The tombstones have
-//! the bottom bit set and the top bit clear: not EMPTY, not FULL.
+//! group that has none never gets one back. The tombstones have the bottom bit set and the top
+//! bit clear: not EMPTY, not FULL.
 //!
 //! EMPTY is zero, and so are clear MOVED bits, so a new table is all zero bytes: zeroed memory
 //! (fresh pages mapped from the kernel, for a large table; see `table::Zeroed`), instead of

@@ -553,11 +553,11 @@ impl<K, V> Table<K, V> {
     /// probe path (writer only).
     ///
     /// No group before `index`'s on the path has an EMPTY slot (a probe would have stopped
-    /// there, and a group without an EMPTY slot never gets one; see `recycle`), and the first FREE or EMPTY slot after it
-    /// comes no later than the first group with an EMPTY slot; so the new slot is where every
-    /// probe for the key that passes the old slot will look next. (A FREE slot *before* the old
-    /// one would not do: a reader that had passed it while still FREE would miss the key once
-    /// the old slot is marked.)
+    /// there, and a group without an EMPTY slot never gets one; see `recycle`), and the first
+    /// FREE or EMPTY slot after it comes no later than the first group with an EMPTY slot; so
+    /// the new slot is where every probe for the key that passes the old slot will look next.
+    /// (A FREE slot *before* the old one would not do: a reader that had passed it while still
+    /// FREE would miss the key once the old slot is marked.)
     #[inline]
     pub(crate) fn find_replacement(&self, hash: u64, index: usize, reuse: Reuse) -> Option<usize> {
         let home = index / POSITIONS;
@@ -910,8 +910,8 @@ impl<K, V> Table<K, V> {
         let (ctrl, offset) = self.locate(index);
         // Relaxed: the writer holds the lock (see `find_for_write`).
         let group = ctrl.load(Ordering::Relaxed);
-        // The loom and proptest teeth: EMPTY whatever the group holds, which cuts the probe
-        // path of keys further along.
+        // The smoke test's teeth (`scripts/verify`): EMPTY whatever the group holds, which
+        // cuts the probe path of keys further along.
         let empty = cfg!(lanemap_broken_empty) || group::match_empty(group).any();
         let byte = if empty { group::EMPTY } else { group::FREE };
         // Release: pairs with readers' Acquire loads, like every control word store.

@@ -158,6 +158,23 @@ impl<K, V> std::ops::DerefMut for ShardSlot<K, V> {
 /// The bit of a queued DELETED slot's position that says its moved-on bit is set.
 const MOVED_ON_FLAG: u32 = 31;
 
+/// A DELETED slot as [`Recycled`] keeps it: its position, and whether its moved-on bit is set
+/// in [`MOVED_ON_FLAG`]. Positions fit below the flag: tables have fewer than 2^31
+/// (`Table::capacity_for`).
+#[inline]
+fn queued(index: usize, moved_on: bool) -> u32 {
+    index as u32 | u32::from(moved_on) << MOVED_ON_FLAG
+}
+
+/// The position and moved-on flag of a slot [`queued`] for recycling.
+#[inline]
+fn unqueued(entry: u32) -> (usize, bool) {
+    (
+        (entry & !(1 << MOVED_ON_FLAG)) as usize,
+        entry >> MOVED_ON_FLAG != 0,
+    )
+}
+
 /// Positions of DELETED slots of one table, on their way through a grace period.
 struct Recycled {
     /// Which of the shard's tables they are in (see `Writer::generation`).
@@ -289,10 +306,7 @@ impl<K, V> Writer<K, V> {
         if self.pending.capacity() == 0 {
             self.pending.reserve_exact(RECYCLE_BATCH);
         }
-        // Positions fit, with the flag in the top bit: tables have fewer than 2^31
-        // (`Table::capacity_for`).
-        self.pending
-            .push(index as u32 | u32::from(moved_on) << MOVED_ON_FLAG);
+        self.pending.push(queued(index, moved_on));
         if self.pending.len() >= RECYCLE_BATCH {
             self.hand_over_pending(home, guard);
         }
@@ -334,11 +348,10 @@ impl<K, V> Writer<K, V> {
             // The slots are scattered over the table: start every miss at once rather than
             // one after the other.
             for &entry in &recycled.positions {
-                table.prefetch_ctrl((entry & !(1 << MOVED_ON_FLAG)) as usize);
+                table.prefetch_ctrl(unqueued(entry).0);
             }
             for &entry in &recycled.positions {
-                let position = (entry & !(1 << MOVED_ON_FLAG)) as usize;
-                let moved_on = entry >> MOVED_ON_FLAG != 0;
+                let (position, moved_on) = unqueued(entry);
                 // Safety: the slot was marked DELETED before the batch was handed to
                 // reclamation, which returned it only once every guard active then had ended.
                 if unsafe { table.recycle(position, moved_on) } {

@@ -934,9 +934,7 @@ impl<K, V> Table<K, V> {
     /// Starts loading the control word of slot `index` into the cache.
     #[inline]
     pub(crate) fn prefetch_ctrl(&self, index: usize) {
-        let group = (index / POSITIONS) & (self.ctrl.len() - 1);
-        // In bounds (the mask), but a prefetch may take any address: no check needed.
-        prefetch(self.ctrl.as_ptr().wrapping_add(group));
+        prefetch(self.locate(index).0);
     }
 
     /// Starts loading the first group of `hash`'s probe path into the cache (writer only).

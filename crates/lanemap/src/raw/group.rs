@@ -2,7 +2,8 @@
 //!
 //! A group's control word holds 8 bytes, byte `i` at bits `8 * i .. 8 * i + 8`; bytes `0..7`
 //! describe the group's 7 slots, and byte 7 holds the slots' MOVED bits (bit `i` for slot
-//! `i`), which every slot match masks out. The word is loaded and stored as a whole, so readers
+//! `i`) and the moved-on hint (bit 7; see [`may_have_moved_on`]), which every slot match masks
+//! out. The word is loaded and stored as a whole, so readers
 //! see each group's bytes, and a slot's byte together with its MOVED bit, atomically.
 //!
 //! | slot byte | meaning |
@@ -33,6 +34,12 @@ pub(crate) const FREE: u8 = 0x05;
 
 /// A group whose 7 slots are EMPTY (and none MOVED).
 pub(crate) const ALL_EMPTY: u64 = 0;
+
+/// The top bit of the MOVED byte: set while a slot of the group may have its moved-on bit set.
+const MOVED_ON_HINT: u64 = 1 << 63;
+
+/// The MOVED bits, in byte 7.
+const MOVED_BITS: u64 = 0x7F << (8 * GROUP_SLOTS);
 
 /// The top bit of each slot's byte (not the MOVED byte's).
 const SLOT_HIGH_BITS: u64 = repeat(0x80) >> 8;
@@ -122,7 +129,8 @@ pub(crate) fn match_reusable(group: u64) -> BitMask {
 pub(crate) fn match_full_unmoved(group: u64) -> BitMask {
     const SPREAD: u64 =
         (1 << 7) | (1 << 14) | (1 << 21) | (1 << 28) | (1 << 35) | (1 << 42) | (1 << 49);
-    let moved = group >> (8 * GROUP_SLOTS);
+    // Without the moved-on hint, whose copies would carry into the MOVED bits' own.
+    let moved = (group & MOVED_BITS) >> (8 * GROUP_SLOTS);
     BitMask(group & !(moved * SPREAD) & SLOT_HIGH_BITS)
 }
 
@@ -142,6 +150,20 @@ pub(crate) fn is_moved(group: u64, index: usize) -> bool {
 #[inline]
 pub(crate) const fn with_moved(group: u64, index: usize) -> u64 {
     group | moved_bit(index)
+}
+
+/// Whether some slot of `group` may have its moved-on bit set (`table.rs`): the writer, who
+/// has the control word at hand, then loads the bitmap, most often a cache miss. Set in the
+/// store that publishes a moved-on slot, cleared when the group's last moved-on bit is.
+#[inline]
+pub(crate) fn may_have_moved_on(group: u64) -> bool {
+    group & MOVED_ON_HINT != 0
+}
+
+/// `group` with the moved-on hint set (`on`) or clear.
+#[inline]
+pub(crate) fn with_moved_on_hint(group: u64, on: bool) -> u64 {
+    (group & !MOVED_ON_HINT) | u64::from(on) << 63
 }
 
 #[inline]
@@ -235,6 +257,10 @@ mod tests {
                     .filter(|&i| is_full(byte(group, i)) && !is_moved(group, i))
                     .collect();
                 assert_eq!(match_full_unmoved(group).collect::<Vec<_>>(), expected);
+                // The moved-on hint changes nothing.
+                let hinted = with_moved_on_hint(group, true);
+                assert!(may_have_moved_on(hinted) && !may_have_moved_on(group));
+                assert_eq!(match_full_unmoved(hinted).collect::<Vec<_>>(), expected);
                 for first in 0..=GROUP_SLOTS {
                     for last in first..=GROUP_SLOTS {
                         let span: Vec<usize> = expected

@@ -50,6 +50,9 @@
 //!   finds. Further moves pass the bit on, and the removal of the key turns its origin DELETED,
 //!   so a key inserted again later is a new origin. A bit is cleared only when its slot is
 //!   recycled, so an iterator holding an old copy of a control word still reads it right.
+//! - The writer reads a slot's bit (on removals and changes of value) only when its group's
+//!   moved-on hint is set (`group::may_have_moved_on`): most groups hold no moved-on key, and
+//!   the bitmap is a cache miss of its own, on top of the control word's and the entry's.
 //!
 //! The origin's key bytes are the moved-on entry's: a change of value keeps the key it has (as
 //! `std`'s map does), and the removal that drops it first marks the origin DELETED.
@@ -786,10 +789,13 @@ impl<K, V> Table<K, V> {
         let (old_ctrl, old_offset) = self.locate(old);
         // Relaxed: the writer holds the lock (see `find_for_write`).
         let group = new_ctrl.load(Ordering::Relaxed);
-        let published = group::with_byte(group, new_offset, tag);
+        let mut published = group::with_byte(group, new_offset, tag);
         let across = !ptr::eq(new_ctrl, old_ctrl);
         if across || old_moved_on {
             self.set_moved_on(new);
+            // The loom models' teeth: without the hint, the writer takes the slot for its
+            // key's origin, and a removal leaves the origin FORWARDED.
+            published = group::with_moved_on_hint(published, !cfg!(lanemap_broken_hint));
         }
         let forwarded = across && !old_moved_on;
         if !across {
@@ -858,8 +864,13 @@ impl<K, V> Table<K, V> {
     /// (writer only).
     #[inline]
     pub(crate) fn is_moved_on(&self, index: usize) -> bool {
+        let (ctrl, _) = self.locate(index);
         let (word, bit) = self.moved_on_word(index);
-        // Relaxed: only the writer stores the bits.
+        // Relaxed, both: only the writer stores control words and bits.
+        if !group::may_have_moved_on(ctrl.load(Ordering::Relaxed)) {
+            debug_assert_eq!(word.load(Ordering::Relaxed) & bit, 0, "slot {index}");
+            return false;
+        }
         word.load(Ordering::Relaxed) & bit != 0
     }
 
@@ -902,14 +913,18 @@ impl<K, V> Table<K, V> {
     pub(crate) unsafe fn recycle(&self, index: usize, moved_on: bool) -> bool {
         debug_assert_eq!(self.ctrl_byte(index), group::DELETED);
         debug_assert_eq!(self.is_moved_on(index), moved_on);
+        let (ctrl, offset) = self.locate(index);
+        // Relaxed: the writer holds the lock (see `find_for_write`).
+        let mut group = ctrl.load(Ordering::Relaxed);
         if moved_on {
             let (word, bit) = self.moved_on_word(index);
             // Relaxed: only the writer stores the bits; no reader looks at this one any more.
-            word.store(word.load(Ordering::Relaxed) & !bit, Ordering::Relaxed);
+            let bits = word.load(Ordering::Relaxed) & !bit;
+            word.store(bits, Ordering::Relaxed);
+            // The group's 8 positions are one byte of the word.
+            let group_bits = 0xFF << (index % 64 / POSITIONS * POSITIONS);
+            group = group::with_moved_on_hint(group, bits & group_bits != 0);
         }
-        let (ctrl, offset) = self.locate(index);
-        // Relaxed: the writer holds the lock (see `find_for_write`).
-        let group = ctrl.load(Ordering::Relaxed);
         // The smoke test's teeth (`scripts/verify`): EMPTY whatever the group holds, which
         // cuts the probe path of keys further along.
         let empty = cfg!(lanemap_broken_empty) || group::match_empty(group).any();

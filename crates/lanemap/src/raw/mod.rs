@@ -239,13 +239,19 @@ struct Writer<K, V> {
     live: usize,
     /// Non-EMPTY slots (entries and tombstones) in `newest`.
     used: usize,
-    /// FREE slots in `newest`: recycled, not yet filled again.
-    free: usize,
+    /// FREE slots in `newest`: recycled, not yet filled again. (Positions fit in 32 bits:
+    /// `Table::capacity_for`.)
+    free: u32,
+    /// Below this many live entries, a removal shrinks `newest` (a sixteenth of its slots).
+    low_water: u32,
     /// Whether a migration runs (`current != newest`).
     migrating: bool,
     /// Whether `outbox` holds anything: beside the other hot fields, so that unlocking reads no
     /// other line.
     outgoing: bool,
+    /// `newest.max_used()`, kept at hand: computing it reloads the table's length after every
+    /// atomic operation.
+    max_used: u32,
     /// DELETED slots of `newest` not yet handed to reclamation (see [`RECYCLE_BATCH`]).
     pending: Vec<u32>,
     /// During a migration: the next slot of `current` to move.
@@ -273,10 +279,12 @@ struct Writer<K, V> {
 
 impl<K, V> Writer<K, V> {
     fn new(table: *mut Table<K, V>) -> Self {
-        Self {
+        let mut writer = Self {
             newest: table,
             live: 0,
             used: 0,
+            low_water: 0,
+            max_used: 0,
             cursor: 0,
             migrating: false,
             outgoing: false,
@@ -287,7 +295,18 @@ impl<K, V> Writer<K, V> {
             generation: 0,
             origins: hashbrown::HashMap::default(),
             outbox: Vec::new(),
-        }
+        };
+        writer.measure(table);
+        writer
+    }
+
+    /// Caches what the writes check of `table`, the new `newest`.
+    fn measure(&mut self, table: *mut Table<K, V>) {
+        // Safety: `table` is owned by the shard, whose lock (or `&mut` access) the caller has.
+        let table = unsafe { &*table };
+        // Below 2^31 (`Table::capacity_for`).
+        self.max_used = table.max_used() as u32;
+        self.low_water = (table.capacity() / 16) as u32;
     }
 
     /// Queues `object`, unlinked from every table guards created from now on can reach, for
@@ -300,6 +319,7 @@ impl<K, V> Writer<K, V> {
     /// `newest` is a new table: forget the old one's DELETED slots and origins.
     fn new_table(&mut self, table: *mut Table<K, V>) {
         self.newest = table;
+        self.measure(table);
         self.used = 0;
         self.cursor = 0;
         self.pending.clear();
@@ -987,7 +1007,8 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
     /// one always, an EMPTY one while the table is under its load limit.
     #[inline]
     fn has_room(&self, index: usize) -> bool {
-        self.writer.used < self.table().max_used() || self.table().ctrl_byte(index) == group::FREE
+        self.writer.used < self.writer.max_used as usize
+            || self.table().ctrl_byte(index) == group::FREE
     }
 
     /// Finds the key's slot again after making sure the newest table has an unused slot to
@@ -999,7 +1020,7 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
         Q: Equivalent<K> + ?Sized,
     {
         let shard = self.shard;
-        if self.writer.used >= self.table().max_used() {
+        if self.writer.used >= self.writer.max_used as usize {
             let (old_capacity, old_end) = (self.table().capacity(), self.table().end());
             let started = RawMap::<K, V, ()>::migration_capacity(&self.writer, old_end).and_then(
                 |capacity| RawMap::<K, V, ()>::start_migration(shard, &mut self.writer, capacity),
@@ -1079,7 +1100,7 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
     }
 
     /// Removes the key, returning its entry (valid while the guard lives).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn remove(&mut self) -> &'g Node<K, V> {
         let Some(Slot::Occupied { index }) = self.slot else {
             unreachable!("remove of an absent key")
@@ -1090,6 +1111,17 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
         self.slot = None;
         // Safety: as in `replace`: the slot was FULL while `guard` was active.
         let removed = unsafe { table.node_for_guard(index, self.guard) };
+        if self.writer.live < self.writer.low_water as usize || self.writer.live == 0 {
+            self.give_back(table);
+        }
+        removed
+    }
+
+    /// After a removal left the shard empty or mostly so: gives memory back (out of line: most
+    /// removals leave more than a sixteenth of the table's slots live).
+    #[cold]
+    #[inline(never)]
+    fn give_back(&mut self, table: &Table<K, V>) {
         if self.writer.live == 0 {
             // The shard is empty: give its memory back at once, unless it holds no more than
             // an empty shard starts with and has room left (a shard going from one entry to
@@ -1100,8 +1132,7 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
             {
                 RawMap::<K, V, ()>::reset(self.shard, &mut self.writer);
             }
-        } else if self.writer.live < table.capacity() / 16
-            && table.capacity() > MIN_CAPACITY
+        } else if table.capacity() > MIN_CAPACITY
             && !RawMap::<K, V, ()>::migrating(self.shard, &self.writer)
         {
             // Mostly empty: migrate into a smaller table, chunk by chunk like growth.
@@ -1112,7 +1143,6 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
                 let _ = RawMap::<K, V, ()>::start_migration(self.shard, &mut self.writer, capacity);
             }
         }
-        removed
     }
 }
 
@@ -1312,6 +1342,8 @@ mod tests {
             &raw const writer.free as usize,
             &raw const writer.migrating as usize,
             &raw const writer.outgoing as usize,
+            &raw const writer.max_used as usize,
+            &raw const writer.low_water as usize,
         ];
         let line = addresses[0] / 64;
         for (index, address) in addresses.iter().enumerate() {

@@ -144,7 +144,8 @@
 //! [refresh](HashMapRef::refresh) long-lived pins regularly: a pin held for long keeps vacated
 //! slots from being reused, and the table then migrates into a fresh one sooner.
 //! Removed keys and values wait in their shard until 32 have gathered, and then in the removing
-//! thread's reclamation batch (4 such groups, so about 128 entries);
+//! thread's reclamation batch (32 objects: such groups, and groups of vacated slots; so up to
+//! about 1 000 entries);
 //! [`HashMap::flush_removed`] hands both over at once, for values whose `Drop`
 //! should not wait (open files, connections).
 //! Tables shrink as entries are removed (and at once when a shard empties, or on

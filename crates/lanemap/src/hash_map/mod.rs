@@ -280,9 +280,9 @@ impl<K, V, S> HashMap<K, V, S> {
     /// thread is inside the map and this one holds no guard or pin of it.
     ///
     /// Removed entries first gather in their shard, 32 at a time, and each full group joins the
-    /// reclamation batch of the thread that removed the last of them, 4 groups a batch. This
-    /// call hands every shard's partial group to this thread's batch, and hands that batch
-    /// over. The call enters the map itself, so a batch needs at least one entry per thread
+    /// reclamation batch of the thread that removed the last of them, 32 objects a batch (such
+    /// groups, and groups of vacated slots). This call hands every shard's partial group to
+    /// this thread's batch, and hands that batch over. The call enters the map itself, so a batch needs at least one entry per thread
     /// inside the map at that moment, this one included; a smaller batch waits for more
     /// removals (or for the map to drop). Groups that joined another thread's batch, or a
     /// [`pin_owned`](Self::pin_owned) handle's (batched with that handle's guard), are freed

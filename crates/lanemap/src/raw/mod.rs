@@ -869,7 +869,7 @@ impl<K, V, S> RawMap<K, V, S> {
 
     /// Removes the entry in the FULL slot `index` of the writer's newest table and retires its
     /// key and value, and the slot (and the key's origin, if it moved on from one).
-    #[inline]
+    #[inline(always)]
     fn erase(shard: &Shard<K, V>, table: &Table<K, V>, index: usize, writer: &mut Writer<K, V>) {
         // Safety: a FULL slot of the newest table (no MOVED bits there), under the lock; it is
         // marked DELETED right after, so the table never drops the entry too.

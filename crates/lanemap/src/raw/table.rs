@@ -666,13 +666,13 @@ impl<K, V> Table<K, V> {
     /// EMPTY (the table's count of used slots grows).
     #[inline]
     pub(crate) fn publish(&self, index: usize, node: Node<K, V>, tag: u8) -> bool {
-        let was_empty = self.ctrl_byte(index) == group::EMPTY;
-        self.write(index, node);
         let (ctrl, offset) = self.locate(index);
-        // Relaxed: the writer holds the lock (see `find_for_write`).
+        // Relaxed: the writer holds the lock (see `find_for_write`). Loaded once: writing the
+        // entry changes no control word.
         let group = ctrl.load(Ordering::Relaxed);
+        self.write(index, node);
         store_ctrl(ctrl, group::with_byte(group, offset, tag));
-        was_empty
+        group::byte(group, offset) == group::EMPTY
     }
 
     /// Moves the entries of the FULL, unmoved slots at positions `from..to` (within one group)
@@ -782,13 +782,14 @@ impl<K, V> Table<K, V> {
         tag: u8,
         old: usize,
     ) -> Replaced {
-        let was_empty = self.ctrl_byte(new) == group::EMPTY;
-        let old_moved_on = self.is_moved_on(old);
-        self.write(new, node);
         let (new_ctrl, new_offset) = self.locate(new);
         let (old_ctrl, old_offset) = self.locate(old);
-        // Relaxed: the writer holds the lock (see `find_for_write`).
+        // Relaxed: the writer holds the lock (see `find_for_write`). Loaded once: writing the
+        // entry and the moved-on bit changes no control word.
         let group = new_ctrl.load(Ordering::Relaxed);
+        let was_empty = group::byte(group, new_offset) == group::EMPTY;
+        let old_moved_on = self.is_moved_on(old);
+        self.write(new, node);
         let mut published = group::with_byte(group, new_offset, tag);
         let across = !ptr::eq(new_ctrl, old_ctrl);
         if across || old_moved_on {

@@ -1127,7 +1127,7 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
             // an empty shard starts with and has room left (a shard going from one entry to
             // none and back would otherwise pay for a new table each time).
             if table.capacity() > MIN_CAPACITY
-                || self.writer.used >= table.max_used()
+                || self.writer.used >= self.writer.max_used as usize
                 || RawMap::<K, V, ()>::migrating(self.shard, &self.writer)
             {
                 RawMap::<K, V, ()>::reset(self.shard, &mut self.writer);
@@ -1175,6 +1175,22 @@ impl<'m, 'g, K, V, G: Guard> ShardLock<'m, 'g, K, V, G> {
             guard,
         }
     }
+
+    /// Unlocks, then hands the outbox to reclamation (out of line: one write in many has
+    /// something to send). Called only from `drop`.
+    #[cold]
+    #[inline(never)]
+    fn unlock_and_send(&mut self) {
+        self.writer.outgoing = false;
+        let outbox = std::mem::take(&mut self.writer.outbox);
+        // Safety: called only from `drop`, which does not use `self.writer` again.
+        unsafe { ManuallyDrop::drop(&mut self.writer) };
+        for object in outbox {
+            // Safety: queued by `Writer::send_later` once unlinked from every table that guards
+            // created from then on could reach.
+            unsafe { object.retire(self.guard) };
+        }
+    }
 }
 
 impl<K, V, G: Guard> std::ops::Deref for ShardLock<'_, '_, K, V, G> {
@@ -1201,24 +1217,6 @@ impl<K, V, G: Guard> Drop for ShardLock<'_, '_, K, V, G> {
         } else {
             // Safety: dropped once, here; `self.writer` is not used again.
             unsafe { ManuallyDrop::drop(&mut self.writer) };
-        }
-    }
-}
-
-impl<K, V, G: Guard> ShardLock<'_, '_, K, V, G> {
-    /// Unlocks, then hands the outbox to reclamation (out of line: one write in many has
-    /// something to send). Called only from `drop`.
-    #[cold]
-    #[inline(never)]
-    fn unlock_and_send(&mut self) {
-        self.writer.outgoing = false;
-        let outbox = std::mem::take(&mut self.writer.outbox);
-        // Safety: called only from `drop`, which does not use `self.writer` again.
-        unsafe { ManuallyDrop::drop(&mut self.writer) };
-        for object in outbox {
-            // Safety: queued by `Writer::send_later` once unlinked from every table that guards
-            // created from then on could reach.
-            unsafe { object.retire(self.guard) };
         }
     }
 }

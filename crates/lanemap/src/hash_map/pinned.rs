@@ -203,13 +203,8 @@ where
     pub fn insert(&self, key: K, value: V) -> Option<&V> {
         let hash = self.map.raw.hash(&key);
         let _enter = self.map.enter("HashMap::insert");
-        let mut locked = self.map.raw.lock(hash, &key, &self.guard);
-        if locked.node().is_some() {
-            Some(&locked.replace(value).value)
-        } else {
-            locked.insert(key, value);
-            None
-        }
+        let replaced = self.map.raw.insert(hash, key, value, &self.guard);
+        replaced.map(|node| &node.value)
     }
 
     /// Removes `key`, returning its value by reference.

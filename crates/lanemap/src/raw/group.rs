@@ -183,6 +183,13 @@ pub(crate) const fn with_byte(group: u64, index: usize, value: u8) -> u64 {
     (group & !(0xFF << shift)) | ((value as u64) << shift)
 }
 
+/// [`with_byte`] for a slot known to be EMPTY (all zero bits), setting it to the tag `tag`.
+#[inline]
+pub(crate) fn with_tag_in_empty(group: u64, index: usize, tag: u8) -> u64 {
+    debug_assert_eq!(byte(group, index), EMPTY);
+    group | (tag as u64) << (8 * index)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,6 +219,26 @@ mod tests {
         assert_eq!(match_empty(freed).collect::<Vec<_>>(), [2]);
         // A zeroed group is all EMPTY.
         assert_eq!(match_empty(0).collect::<Vec<_>>(), [0, 1, 2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn a_tag_in_an_empty_slot_changes_that_byte_alone() {
+        // Every other byte FULL, DELETED or FREE, and the MOVED byte and hint set.
+        let others = [0x92, DELETED, FREE, FORWARDED, 0xFF, 0x80, 0xC3];
+        for index in 0..GROUP_SLOTS {
+            for tag in 0x80..=0xFF {
+                let group = (0..GROUP_SLOTS)
+                    .filter(|&i| i != index)
+                    .fold(with_byte(0, GROUP_SLOTS, 0xFF), |g, i| {
+                        with_byte(g, i, others[i])
+                    });
+                let group = with_byte(group, index, EMPTY);
+                assert_eq!(
+                    with_tag_in_empty(group, index, tag),
+                    with_byte(group, index, tag)
+                );
+            }
+        }
     }
 
     #[test]

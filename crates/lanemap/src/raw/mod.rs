@@ -349,6 +349,13 @@ impl<K, V> Writer<K, V> {
         }
     }
 
+    /// Whether a new entry may go in the FREE or EMPTY slot `index` of `table`, the newest: a
+    /// FREE one always, an EMPTY one while the table is under its load limit.
+    #[inline]
+    fn has_room(&self, table: &Table<K, V>, index: usize) -> bool {
+        self.used < self.max_used as usize || table.ctrl_byte(index) == group::FREE
+    }
+
     /// Queues the DELETED slot `index` of `newest` for reuse after a grace period; `moved_on`
     /// says whether its moved-on bit is set (see `Table::recycle`).
     #[inline(always)]
@@ -629,6 +636,68 @@ impl<K, V, S> RawMap<K, V, S> {
     where
         Q: Equivalent<K> + ?Sized,
     {
+        let (shard, writer) = self.lock_shard(hash, guard);
+        Self::locked(shard, writer, hash, key, guard)
+    }
+
+    /// Inserts `key` with `value`, returning the entry it replaced, if any (valid while the
+    /// guard lives): what [`lock`](Self::lock), then [`Locked::insert`] or
+    /// [`Locked::replace`], do.
+    ///
+    /// A new key, in a shard that neither migrates nor has recycled slots to take back, and
+    /// whose probe ends at a slot it may fill, is published straight away. That is most
+    /// inserts, and without a [`Locked`] to build (and keep in memory across the calls of the
+    /// other cases) each runs about 12% fewer instructions (callgrind, rapid-grow: 207 to 181
+    /// per insert, migrations aside).
+    ///
+    /// # Panics
+    /// If the table cannot grow.
+    #[inline(always)]
+    pub(crate) fn insert<'g, G: Guard>(
+        &self,
+        hash: u64,
+        key: K,
+        value: V,
+        guard: &'g G,
+    ) -> Option<&'g Node<K, V>>
+    where
+        K: Eq,
+    {
+        let (shard, mut writer) = self.lock_shard(hash, guard);
+        // Relaxed: a hint, as in `locked`.
+        if !shard.recycled.load(Ordering::Relaxed).is_null() || Self::migrating(shard, &writer) {
+            return Self::locked(shard, writer, hash, &key, guard).insert_or_replace(key, value);
+        }
+        // Safety: `newest` is owned by the shard and we hold its lock.
+        let table = unsafe { &*writer.newest };
+        let slot = table.find_for_write(hash, &key, writer.reuse());
+        if let Some(Slot::Vacant { index }) = slot
+            && writer.has_room(table, index)
+        {
+            let was_empty = table.publish(index, Node { key, value, hash }, group::tag(hash));
+            writer.filled(was_empty);
+            writer.live += 1;
+            // Relaxed: as in `Locked::drop`.
+            shard.len.store(writer.live, Ordering::Relaxed);
+            return None;
+        }
+        Locked {
+            shard,
+            writer,
+            guard,
+            hash,
+            slot,
+        }
+        .insert_or_replace(key, value)
+    }
+
+    /// Takes the lock of `hash`'s shard, having started to load the key's first group.
+    #[inline(always)]
+    fn lock_shard<'m, 'g, G: Guard>(
+        &'m self,
+        hash: u64,
+        guard: &'g G,
+    ) -> (&'m Shard<K, V>, ShardLock<'m, 'g, K, V, G>) {
         let shard = self.shard(hash);
         // Acquire: pairs with the Release store that installed the table, whose fields the
         // prefetch reads. Only a hint of where the write goes (`newest` is `current` but during
@@ -636,7 +705,22 @@ impl<K, V, S> RawMap<K, V, S> {
         let table = guard.protect(&*shard.current, Ordering::Acquire);
         // Safety: loaded through `guard` from `current`; tables are retired only once unlinked.
         unsafe { &*table }.prefetch_for_write(hash);
-        let mut writer = ShardLock::new(shard, guard);
+        (shard, ShardLock::new(shard, guard))
+    }
+
+    /// The locked shard's slot for `key`, after taking back the recycled slots whose grace
+    /// period is over and doing the write's share of a running migration.
+    #[inline(always)]
+    fn locked<'m, 'g, G: Guard, Q>(
+        shard: &'m Shard<K, V>,
+        mut writer: ShardLock<'m, 'g, K, V, G>,
+        hash: u64,
+        key: &Q,
+        guard: &'g G,
+    ) -> Locked<'m, 'g, K, V, G>
+    where
+        Q: Equivalent<K> + ?Sized,
+    {
         // Relaxed: a hint; `reuse_recycled` takes the batches with Acquire.
         if !shard.recycled.load(Ordering::Relaxed).is_null() {
             writer.reuse_recycled(&shard.recycled);
@@ -1003,12 +1087,28 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
         unsafe { self.table().node_for_guard(index, self.guard) }
     }
 
-    /// Whether a new entry may go in the FREE or EMPTY slot `index` of the newest table: a FREE
-    /// one always, an EMPTY one while the table is under its load limit.
     #[inline]
     fn has_room(&self, index: usize) -> bool {
-        self.writer.used < self.writer.max_used as usize
-            || self.table().ctrl_byte(index) == group::FREE
+        self.writer.has_room(self.table(), index)
+    }
+
+    /// Inserts an entry for the key, or gives it a new value if present, returning the
+    /// replaced entry (out of line: the cases [`RawMap::insert`] does not publish at once).
+    #[inline(never)]
+    fn insert_or_replace(mut self, key: K, value: V) -> Option<&'g Node<K, V>>
+    where
+        K: Eq,
+    {
+        if self.node().is_some() {
+            let replaced = self.replace(value);
+            // Unlock before the key the entry already has is dropped: its `Drop` is user code.
+            drop(self);
+            drop(key);
+            Some(replaced)
+        } else {
+            self.insert(key, value);
+            None
+        }
     }
 
     /// Finds the key's slot again after making sure the newest table has an unused slot to

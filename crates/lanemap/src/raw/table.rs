@@ -480,6 +480,20 @@ impl<K, V> Table<K, V> {
     where
         Q: Equivalent<K> + ?Sized,
     {
+        // One probe loop for each: with no FREE slot to consider, the vacancy is the first EMPTY
+        // slot of the group that ends the probe, with nothing to track on the way.
+        match reuse {
+            Reuse::Free => self.probe_for_write::<true, Q>(hash, key),
+            Reuse::EmptyOnly => self.probe_for_write::<false, Q>(hash, key),
+        }
+    }
+
+    /// [`find_for_write`](Self::find_for_write), considering FREE slots if `FREE`.
+    #[inline(always)]
+    fn probe_for_write<const FREE: bool, Q>(&self, hash: u64, key: &Q) -> Option<Slot>
+    where
+        Q: Equivalent<K> + ?Sized,
+    {
         let tag = group::tag(hash);
         // The probe sequence of `probe`, written out as in `lookup`: every write runs it.
         let mask = self.ctrl.len() - 1;
@@ -504,15 +518,14 @@ impl<K, V> Table<K, V> {
                     return Some(Slot::Occupied { index });
                 }
             }
-            let empty = group::match_empty(group);
-            if free.is_none() {
-                free = reuse
-                    .vacant_in(group, empty)
+            if FREE && free.is_none() {
+                free = group::match_reusable(group)
                     .next()
                     .map(|offset| group_index * POSITIONS + offset);
             }
-            if empty.any() {
-                return free.map(|index| Slot::Vacant { index });
+            if let Some(offset) = group::match_empty(group).next() {
+                let index = free.unwrap_or(group_index * POSITIONS + offset);
+                return Some(Slot::Vacant { index });
             }
             if stride == mask {
                 return free.map(|index| Slot::Vacant { index });
@@ -522,22 +535,26 @@ impl<K, V> Table<K, V> {
         }
     }
 
-    /// The first EMPTY slot on `hash`'s probe path (for an entry known to be absent, such as one
-    /// a migration moves in), with its group's control word as loaded (writer only).
+    /// The first EMPTY slot on `hash`'s probe path in the control words `ctrl` (a table's, for an
+    /// entry known to be absent from it, such as one a migration moves in), with its group's
+    /// control word as loaded (writer only).
+    ///
+    /// Takes the words rather than the table: a migration hoists the slice out of its loop,
+    /// which the compiler cannot do for a table's fields across the atomic stores of each move.
     #[inline]
-    fn find_vacancy(&self, hash: u64) -> Option<Vacancy<'_>> {
+    fn find_vacancy(ctrl: &[AtomicU64], hash: u64) -> Option<Vacancy<'_>> {
         // The probe sequence of `probe`, written out: every moved entry runs it.
-        let mask = self.ctrl.len() - 1;
+        let mask = ctrl.len() - 1;
         let mut group_index = hash as usize & mask;
         let mut stride = 0;
         loop {
             // Safety: `group_index <= mask < ctrl.len()`.
-            let ctrl = unsafe { self.ctrl.get_unchecked(group_index) };
+            let word_ref = unsafe { ctrl.get_unchecked(group_index) };
             // Relaxed: the writer holds the lock (see `find_for_write`).
-            let word = ctrl.load(Ordering::Relaxed);
+            let word = word_ref.load(Ordering::Relaxed);
             if let Some(offset) = group::match_empty(word).next() {
                 return Some(Vacancy {
-                    ctrl,
+                    ctrl: word_ref,
                     word,
                     group_index,
                     offset,
@@ -704,6 +721,8 @@ impl<K, V> Table<K, V> {
         let last = (to - group_index * POSITIONS).min(GROUP_SLOTS);
         let movable = group::match_full_unmoved(word).within(from % POSITIONS, last);
         let entries = &*self.entries;
+        // Hoisted: see `find_vacancy`.
+        let (new_ctrl, new_entries) = (&*new.ctrl, &*new.entries);
         let mut marked = word;
         let mut moved = 0;
         let mut room = true;
@@ -713,13 +732,13 @@ impl<K, V> Table<K, V> {
             let source = unsafe { entries.get_unchecked(group_index * GROUP_SLOTS + offset) };
             // Safety: a FULL slot seen under the lock: its entry is initialised.
             let hash = source.with(|cell| unsafe { (*cell.cast::<Node<K, V>>()).hash });
-            let Some(vacancy) = new.find_vacancy(hash) else {
+            let Some(vacancy) = Self::find_vacancy(new_ctrl, hash) else {
                 room = false;
                 break;
             };
             let target = vacancy.group_index * GROUP_SLOTS + vacancy.offset;
             // Safety: `find_vacancy` returns a slot of `new`'s groups, `GROUP_SLOTS` entries each.
-            let target = unsafe { new.entries.get_unchecked(target) };
+            let target = unsafe { new_entries.get_unchecked(target) };
             source.with(|source| {
                 target.with_mut(|target| {
                     // Safety: distinct tables, so no overlap; the source is an initialised entry,
@@ -728,7 +747,8 @@ impl<K, V> Table<K, V> {
                     unsafe { ptr::copy_nonoverlapping(source, target, 1) }
                 })
             });
-            let published = group::with_byte(vacancy.word, vacancy.offset, group::tag(hash));
+            let published =
+                group::with_tag_in_empty(vacancy.word, vacancy.offset, group::tag(hash));
             store_ctrl(vacancy.ctrl, published);
             marked = group::with_moved(marked, offset);
             moved += 1;

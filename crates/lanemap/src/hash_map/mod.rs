@@ -570,7 +570,7 @@ where
         let hash = self.raw.hash(key);
         let _enter = self.enter("HashMap::remove_if");
         let guard = self.guard();
-        let mut locked = self.raw.lock(hash, key, &guard);
+        let mut locked = self.raw.lock_present(hash, key, &guard)?;
         let node = locked.node()?;
         if !f(&node.value) {
             return None;
@@ -766,9 +766,8 @@ where
         let hash = self.raw.hash(key);
         let _enter = self.enter("HashMap::swap");
         let guard = self.guard();
-        let mut locked = self.raw.lock(hash, key, &guard);
-        match locked.node() {
-            Some(_) => Ok(locked.replace(value).value.clone()),
+        match self.raw.lock_present(hash, key, &guard) {
+            Some(mut locked) => Ok(locked.replace(value).value.clone()),
             None => Err(value),
         }
     }

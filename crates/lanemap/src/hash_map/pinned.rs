@@ -243,8 +243,7 @@ where
     {
         let hash = self.map.raw.hash(key);
         let _enter = self.map.enter("HashMap::remove");
-        let mut locked = self.map.raw.lock(hash, key, &self.guard);
-        locked.node()?;
+        let mut locked = self.map.raw.lock_present(hash, key, &self.guard)?;
         let node = locked.remove();
         Some((&node.key, &node.value))
     }
@@ -296,7 +295,7 @@ where
     {
         let hash = self.map.raw.hash(key);
         let _enter = self.map.enter("HashMap::update");
-        let mut locked = self.map.raw.lock(hash, key, &self.guard);
+        let mut locked = self.map.raw.lock_present(hash, key, &self.guard)?;
         let node = locked.node()?;
         let mut value = node.value.clone();
         let result = f(&mut value);

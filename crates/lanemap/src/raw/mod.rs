@@ -691,6 +691,43 @@ impl<K, V, S> RawMap<K, V, S> {
         .insert_or_replace(key, value)
     }
 
+    /// Locks the shard of `hash` for a change to `key` (a removal, or a new value): `None`, and
+    /// unlocked again, if the key is absent.
+    ///
+    /// As in [`insert`](Self::insert), a shard that neither migrates nor has recycled slots to
+    /// take back is probed at once, and an absent key costs no [`Locked`]; the probe does not
+    /// look for a vacancy, which a change does not need.
+    #[inline(always)]
+    pub(crate) fn lock_present<'m, 'g, G: Guard, Q>(
+        &'m self,
+        hash: u64,
+        key: &Q,
+        guard: &'g G,
+    ) -> Option<Locked<'m, 'g, K, V, G>>
+    where
+        Q: Equivalent<K> + ?Sized,
+    {
+        let (shard, writer) = self.lock_shard(hash, guard);
+        // Relaxed: a hint, as in `locked`.
+        if !shard.recycled.load(Ordering::Relaxed).is_null() || Self::migrating(shard, &writer) {
+            let locked = Self::locked(shard, writer, hash, key, guard);
+            return locked.node().is_some().then_some(locked);
+        }
+        // Safety: `newest` is owned by the shard and we hold its lock.
+        let table = unsafe { &*writer.newest };
+        match table.find_for_write(hash, key, Reuse::EmptyOnly) {
+            Some(Slot::Occupied { index }) => Some(Locked {
+                shard,
+                writer,
+                guard,
+                hash,
+                slot: Some(Slot::Occupied { index }),
+            }),
+            // Nothing changed: dropping `writer` unlocks, with no count to store.
+            _ => None,
+        }
+    }
+
     /// Takes the lock of `hash`'s shard, having started to load the key's first group.
     #[inline(always)]
     fn lock_shard<'m, 'g, G: Guard>(

@@ -664,8 +664,7 @@ impl<K, V, S> RawMap<K, V, S> {
         K: Eq,
     {
         let (shard, mut writer) = self.lock_shard(hash, guard);
-        // Relaxed: a hint, as in `locked`.
-        if !shard.recycled.load(Ordering::Relaxed).is_null() || Self::migrating(shard, &writer) {
+        if Self::upkeep_due(shard, &writer) {
             return Self::locked(shard, writer, hash, &key, guard).insert_or_replace(key, value);
         }
         // Safety: `newest` is owned by the shard and we hold its lock.
@@ -708,8 +707,7 @@ impl<K, V, S> RawMap<K, V, S> {
         Q: Equivalent<K> + ?Sized,
     {
         let (shard, writer) = self.lock_shard(hash, guard);
-        // Relaxed: a hint, as in `locked`.
-        if !shard.recycled.load(Ordering::Relaxed).is_null() || Self::migrating(shard, &writer) {
+        if Self::upkeep_due(shard, &writer) {
             let locked = Self::locked(shard, writer, hash, key, guard);
             return locked.node().is_some().then_some(locked);
         }
@@ -726,6 +724,14 @@ impl<K, V, S> RawMap<K, V, S> {
             // Nothing changed: dropping `writer` unlocks, with no count to store.
             _ => None,
         }
+    }
+
+    /// Whether a write to the locked shard has upkeep to do before it probes (what
+    /// [`locked`](Self::locked) does): recycled slots to take back, or a migration's chunk.
+    #[inline(always)]
+    fn upkeep_due(shard: &Shard<K, V>, writer: &Writer<K, V>) -> bool {
+        // Relaxed: a hint, as in `locked`.
+        !shard.recycled.load(Ordering::Relaxed).is_null() || Self::migrating(shard, writer)
     }
 
     /// Takes the lock of `hash`'s shard, having started to load the key's first group.

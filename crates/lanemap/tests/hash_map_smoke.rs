@@ -89,14 +89,16 @@ fn removed_values_wait_for_at_most_a_bounded_number_of_later_removals() {
         map.insert(i, Arc::clone(&value));
     }
     // Each `remove` hands back a clone, dropped at once; the map's own copy waits for
-    // reclamation: queued in its shard (fewer than 32 a shard), then in this thread's batch
-    // (fewer than 4 groups of 32 waiting for the batch to fill).
+    // reclamation: queued in its shard (fewer than 32 a shard), then in this thread's
+    // reclamation batch, which is handed on once it holds 32 objects (`reclaim::BATCH_SIZE`),
+    // each a group of 32 removed values at most. (The bound used to allow 4 groups in the
+    // batch, from when batches held 4 objects; with 32, a run held 432 values now and then.)
     for i in kept..n {
         assert!(map.remove(&i).is_some());
     }
     let waiting = Arc::strong_count(&value) - 1 - kept as usize;
     assert!(
-        waiting < shards * 32 + 4 * 32,
+        waiting < shards * 32 + 32 * 32,
         "{waiting} removed values still held"
     );
     map.flush_removed();

@@ -1,10 +1,12 @@
 //! How a stored entry is matched against the key a lookup asks for.
 //!
-//! Both maps keep each key's full hash beside it (so that growing a table never calls the user's
-//! `Hash`). Comparing that hash before the key saves an `Eq` call on the rare slots whose 7-bit
-//! tag matches another key's, which pays off when `Eq` is costly (it chases a pointer, or
-//! compares many bytes) and is wasted work otherwise: a hit must compare the key anyway. Which
-//! check runs first never changes the result, since equal keys have equal hashes.
+//! [`ShardedMap`](crate::ShardedMap) keeps each key's full hash beside it, so that growing a
+//! table never calls the user's `Hash`. Comparing that hash before the key saves an `Eq` call on
+//! the rare slots whose 7-bit tag matches another key's, which pays off when `Eq` is costly (it
+//! chases a pointer, or compares many bytes) and is wasted work otherwise: a hit must compare
+//! the key anyway. Which check runs first never changes the result, since equal keys have equal
+//! hashes. ([`HashMap`](crate::HashMap) stores no hash, to keep its inline entries small: after
+//! a tag match it compares keys.)
 
 use equivalent::Equivalent;
 use std::mem::{needs_drop, size_of};

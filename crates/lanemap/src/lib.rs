@@ -77,8 +77,11 @@
 //!
 //! A panic in `Hash`, `Eq`, `Clone`, `Drop` or a closure unwinds through the map without leaving
 //! a lock held (the locks do not poison) and without breaking the table: no entry is lost,
-//! duplicated, dropped twice or leaked. The maps keep each key's full hash next to it, so growing
-//! a table never calls `Hash` again. What a panicking closure had already done to a value in
+//! duplicated, dropped twice or leaked. [`ShardedMap`] keeps each key's full hash next to it, so
+//! growing a table never calls `Hash` again. [`HashMap`] does not (its entries are smaller for
+//! it) and hashes the keys it moves to a larger or smaller table, as `std`'s map does when it
+//! grows: a panic there comes out of the write that was doing the move, with every entry still
+//! in one of the two tables, and the next write carries on from where it stopped. What a panicking closure had already done to a value in
 //! place ([`ShardedMap::update`], [`ShardedMap::retain`]) stays done; [`HashMap::update`] runs
 //! its closure on a copy, so there a panic keeps the old value.
 //!
@@ -220,6 +223,9 @@
 //!   [`upsert`](HashMap::upsert) change a copy and publish it. Reads by reference, without any
 //!   clone, go through [`pin`](HashMap::pin). A change of value keeps the stored key, as std's
 //!   `insert` does.
+//! - [`HashMap`] only: [`clear`](HashMap::clear) and [`flush_removed`](HashMap::flush_removed)
+//!   need `K: Hash + Eq` and `S: BuildHasher` (std's `clear` does not), and so does iterating,
+//!   since both may finish a table's migration, or follow a key into the table it moved to.
 //!
 //! # Performance
 //!
@@ -234,7 +240,8 @@
 //! lower contention between writers; fewer make whole-map operations cheaper.
 //!
 //! [`HashMap`] reads take no lock and store nothing: readers on many cores never contend, even
-//! on one hot key. Its tables keep entries inline (key, value and hash), with one 8-byte control
+//! on one hot key. Its tables keep entries inline (key and value: 16 bytes for `u64 -> u64`;
+//! a migration hashes the keys it moves), with one 8-byte control
 //! word per 7 slots in an array of their own. A lookup starts loading its group's entries
 //! together with the control word, so a hit in a table larger than the CPU's cache waits for
 //! about one miss, where a table of pointers to entries (papaya's) waits for two in a row.

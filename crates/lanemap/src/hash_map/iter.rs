@@ -5,6 +5,7 @@ use crate::raw::Cursor;
 use crate::raw::node::Node;
 use crate::reclaim::LocalGuard;
 use std::fmt;
+use std::hash::{BuildHasher, Hash};
 use std::iter::FusedIterator;
 
 /// A walk that owns its guard, so that it can be returned from `&HashMap` methods.
@@ -14,7 +15,7 @@ struct OwnedWalk<'m, K, V, S> {
     cursor: Cursor<K, V>,
 }
 
-impl<'m, K: Eq, V, S> OwnedWalk<'m, K, V, S> {
+impl<'m, K: Hash + Eq, V, S: BuildHasher> OwnedWalk<'m, K, V, S> {
     fn new(map: &'m HashMap<K, V, S>) -> Self {
         Self {
             map,
@@ -38,7 +39,7 @@ macro_rules! cloning_iterator {
             walk: OwnedWalk<'m, K, V, S>,
         }
 
-        impl<'m, K: Eq, V, S> $name<'m, K, V, S> {
+        impl<'m, K: Hash + Eq, V, S: BuildHasher> $name<'m, K, V, S> {
             pub(super) fn new(map: &'m HashMap<K, V, S>) -> Self {
                 Self { walk: OwnedWalk::new(map) }
             }
@@ -68,13 +69,13 @@ macro_rules! cloning_iterator {
 cloning_iterator!(
     /// Clones of a [`HashMap`]'s entries; made by [`HashMap::iter`]. Holds a guard while it
     /// lives, so entries removed meanwhile are freed only after it is dropped.
-    Iter, (K, V), { K: Eq + Clone, V: Clone }, |node| (node.key.clone(), node.value.clone())
+    Iter, (K, V), { K: Hash + Eq + Clone, V: Clone, S: BuildHasher }, |node| (node.key.clone(), node.value.clone())
 );
 cloning_iterator!(
     /// Clones of a [`HashMap`]'s keys; made by [`HashMap::keys`].
-    Keys, K, { K: Eq + Clone }, |node| node.key.clone()
+    Keys, K, { K: Hash + Eq + Clone, S: BuildHasher }, |node| node.key.clone()
 );
 cloning_iterator!(
     /// Clones of a [`HashMap`]'s values; made by [`HashMap::values`].
-    Values, V, { K: Eq, V: Clone }, |node| node.value.clone()
+    Values, V, { K: Hash + Eq, V: Clone, S: BuildHasher }, |node| node.value.clone()
 );

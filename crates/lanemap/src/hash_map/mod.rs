@@ -275,6 +275,17 @@ impl<K, V, S> HashMap<K, V, S> {
         HashMapRef::new(self, self.owned_guard())
     }
 
+    #[inline]
+    pub(crate) fn enter(&self, method: &'static str) -> Enter {
+        Enter::new(self.raw.id(), method)
+    }
+}
+
+impl<K, V, S> HashMap<K, V, S>
+where
+    K: Hash + Eq,
+    S: BuildHasher,
+{
     /// Starts freeing removed or replaced entries now, instead of when their batches fill:
     /// each is dropped as soon as no reader can still see it, which is at once if no other
     /// thread is inside the map and this one holds no guard or pin of it.
@@ -391,17 +402,6 @@ impl<K, V, S> HashMap<K, V, S> {
         self.raw.try_reserve(additional, &self.guard())
     }
 
-    #[inline]
-    pub(crate) fn enter(&self, method: &'static str) -> Enter {
-        Enter::new(self.raw.id(), method)
-    }
-}
-
-impl<K, V, S> HashMap<K, V, S>
-where
-    K: Hash + Eq,
-    S: BuildHasher,
-{
     /// A clone of the value for `key`; lock-free.
     ///
     /// # Examples

@@ -306,8 +306,9 @@ where
 
 impl<K, V, S, G> fmt::Debug for HashMapRef<'_, K, V, S, G>
 where
-    K: fmt::Debug + Eq,
+    K: fmt::Debug + Hash + Eq,
     V: fmt::Debug,
+    S: BuildHasher,
     G: Guard,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -321,7 +322,7 @@ pub struct PinnedIter<'p, K, V, S, G> {
     cursor: Cursor<K, V>,
 }
 
-impl<'p, K: Eq, V, S, G: Guard> Iterator for PinnedIter<'p, K, V, S, G> {
+impl<'p, K: Hash + Eq, V, S: BuildHasher, G: Guard> Iterator for PinnedIter<'p, K, V, S, G> {
     type Item = (&'p K, &'p V);
 
     fn next(&mut self) -> Option<(&'p K, &'p V)> {
@@ -331,7 +332,7 @@ impl<'p, K: Eq, V, S, G: Guard> Iterator for PinnedIter<'p, K, V, S, G> {
     }
 }
 
-impl<K: Eq, V, S, G: Guard> FusedIterator for PinnedIter<'_, K, V, S, G> {}
+impl<K: Hash + Eq, V, S: BuildHasher, G: Guard> FusedIterator for PinnedIter<'_, K, V, S, G> {}
 
 impl<K, V, S, G> fmt::Debug for PinnedIter<'_, K, V, S, G> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

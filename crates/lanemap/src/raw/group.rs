@@ -64,6 +64,22 @@ impl BitMask {
         self.0 != 0
     }
 
+    /// No slot.
+    pub(crate) const NONE: Self = Self(0);
+
+    /// Only this slot (`offset < GROUP_SLOTS`).
+    #[inline]
+    pub(crate) fn single(offset: usize) -> Self {
+        debug_assert!(offset < GROUP_SLOTS);
+        Self(0x80 << (8 * offset))
+    }
+
+    /// Whether every slot of `self` is in `other`.
+    #[inline]
+    pub(crate) fn is_within(self, other: Self) -> bool {
+        self.0 & !other.0 == 0
+    }
+
     /// Only the slots at offsets `first..last` (`first <= last <= GROUP_SLOTS`).
     #[inline]
     pub(crate) fn within(self, first: usize, last: usize) -> Self {

@@ -5,6 +5,7 @@ use super::node::Node;
 use super::table::{SlotState, Table};
 use crate::reclaim::Guard;
 use crate::sync::Ordering;
+use std::hash::{BuildHasher, Hash};
 use std::ptr;
 
 /// A position in a walk over every entry; each step borrows the guard that protects the tables
@@ -61,7 +62,8 @@ impl<K, V> Cursor<K, V> {
         guard: &'g G,
     ) -> Option<&'g Node<K, V>>
     where
-        K: Eq,
+        K: Hash + Eq,
+        S: BuildHasher,
     {
         loop {
             if self.table.is_null() {
@@ -106,11 +108,18 @@ impl<K, V> Cursor<K, V> {
             // only after a removal marks the slot DELETED and every guard active then has ended;
             // in an old table, only after the table stops being `current` (`Writer::deferred`)
             // and every guard active then has ended. Its value may be dropped already: only the
-            // key and hash are read.
+            // key is read (compared and hashed).
             // Safety: seen FULL or FORWARDED with Acquire, so written; the table, loaded through
             // `guard` while linked, stays allocated while the guard lives (and see above).
             let node = unsafe { table.node_for_guard(index, guard) };
-            if self.table != self.first && self.earlier_table_holds(node, guard) {
+            let later = self.table != self.first;
+            if !moved && !later {
+                return Some(node);
+            }
+            // Entries do not store their hash. (`Hash` is user code: a panic in it leaves the
+            // cursor past this slot.)
+            let hash = map.hash(&node.key);
+            if later && self.earlier_table_holds(hash, node, guard) {
                 continue;
             }
             if !moved {
@@ -118,16 +127,14 @@ impl<K, V> Cursor<K, V> {
             }
             // The key's current entry, wherever a change of value or the migration put it (or
             // nothing, if it was removed).
-            if let Some(current) =
-                RawMap::<K, V, S>::get_from(self.table, node.hash, &node.key, guard)
-            {
+            if let Some(current) = RawMap::<K, V, S>::get_from(self.table, hash, &node.key, guard) {
                 return Some(current);
             }
         }
     }
 
-    /// Whether a table of the chain before `self.table` holds `node`'s key.
-    fn earlier_table_holds(&self, node: &Node<K, V>, guard: &impl Guard) -> bool
+    /// Whether a table of the chain before `self.table` holds `node`'s key, whose hash is `hash`.
+    fn earlier_table_holds(&self, hash: u64, node: &Node<K, V>, guard: &impl Guard) -> bool
     where
         K: Eq,
     {
@@ -135,7 +142,7 @@ impl<K, V> Cursor<K, V> {
         while table != self.table {
             // Safety: every table of the chain was loaded through `guard` while linked.
             let t = unsafe { &*table };
-            if t.holds(node.hash, &node.key, guard) {
+            if t.holds(hash, &node.key, guard) {
                 return true;
             }
             // Acquire: pairs with the Release store that linked the next table.

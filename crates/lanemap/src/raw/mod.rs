@@ -63,10 +63,6 @@ pub(crate) const MIGRATE_CHUNK: usize = 128;
 #[cfg(loom)]
 pub(crate) const MIGRATE_CHUNK: usize = 2;
 
-/// How far ahead of its moves a migration prefetches their target slots (in slot positions;
-/// see `Table::prefetch_targets`).
-const TARGET_AHEAD: usize = 8;
-
 /// Removed or replaced entries (of types that need dropping) a shard's writer gathers before it
 /// hands them to reclamation, as one object.
 ///
@@ -621,7 +617,10 @@ impl<K, V, S> RawMap<K, V, S> {
             }
         }
     }
+}
 
+/// Writes: they may migrate, which hashes the keys it moves (entries do not store their hash).
+impl<K: Hash, V, S: BuildHasher> RawMap<K, V, S> {
     /// Locks the shard of `hash` for a write to `key`, migrating a chunk first if one is due.
     ///
     /// Always inlined: left to the compiler it stayed a call, whose register saves and restores
@@ -632,12 +631,12 @@ impl<K, V, S> RawMap<K, V, S> {
         hash: u64,
         key: &Q,
         guard: &'g G,
-    ) -> Locked<'m, 'g, K, V, G>
+    ) -> Locked<'m, 'g, K, V, S, G>
     where
         Q: Equivalent<K> + ?Sized,
     {
         let (shard, writer) = self.lock_shard(hash, guard);
-        Self::locked(shard, writer, hash, key, guard)
+        Self::locked(shard, writer, &self.hasher, hash, key, guard)
     }
 
     /// Inserts `key` with `value`, returning the entry it replaced, if any (valid while the
@@ -665,7 +664,8 @@ impl<K, V, S> RawMap<K, V, S> {
     {
         let (shard, mut writer) = self.lock_shard(hash, guard);
         if Self::upkeep_due(shard, &writer) {
-            return Self::locked(shard, writer, hash, &key, guard).insert_or_replace(key, value);
+            return Self::locked(shard, writer, &self.hasher, hash, &key, guard)
+                .insert_or_replace(key, value);
         }
         // Safety: `newest` is owned by the shard and we hold its lock.
         let table = unsafe { &*writer.newest };
@@ -673,7 +673,7 @@ impl<K, V, S> RawMap<K, V, S> {
         if let Some(Slot::Vacant { index }) = slot
             && writer.has_room(table, index)
         {
-            let was_empty = table.publish(index, Node { key, value, hash }, group::tag(hash));
+            let was_empty = table.publish(index, Node { key, value }, group::tag(hash));
             writer.filled(was_empty);
             writer.live += 1;
             // Relaxed: as in `Locked::drop`.
@@ -682,6 +682,7 @@ impl<K, V, S> RawMap<K, V, S> {
         }
         Locked {
             shard,
+            hasher: &self.hasher,
             writer,
             guard,
             hash,
@@ -702,13 +703,13 @@ impl<K, V, S> RawMap<K, V, S> {
         hash: u64,
         key: &Q,
         guard: &'g G,
-    ) -> Option<Locked<'m, 'g, K, V, G>>
+    ) -> Option<Locked<'m, 'g, K, V, S, G>>
     where
         Q: Equivalent<K> + ?Sized,
     {
         let (shard, writer) = self.lock_shard(hash, guard);
         if Self::upkeep_due(shard, &writer) {
-            let locked = Self::locked(shard, writer, hash, key, guard);
+            let locked = Self::locked(shard, writer, &self.hasher, hash, key, guard);
             return locked.node().is_some().then_some(locked);
         }
         // Safety: `newest` is owned by the shard and we hold its lock.
@@ -716,6 +717,7 @@ impl<K, V, S> RawMap<K, V, S> {
         match table.find_for_write(hash, key, Reuse::EmptyOnly) {
             Some(Slot::Occupied { index }) => Some(Locked {
                 shard,
+                hasher: &self.hasher,
                 writer,
                 guard,
                 hash,
@@ -757,10 +759,11 @@ impl<K, V, S> RawMap<K, V, S> {
     fn locked<'m, 'g, G: Guard, Q>(
         shard: &'m Shard<K, V>,
         mut writer: ShardLock<'m, 'g, K, V, G>,
+        hasher: &'m S,
         hash: u64,
         key: &Q,
         guard: &'g G,
-    ) -> Locked<'m, 'g, K, V, G>
+    ) -> Locked<'m, 'g, K, V, S, G>
     where
         Q: Equivalent<K> + ?Sized,
     {
@@ -769,12 +772,13 @@ impl<K, V, S> RawMap<K, V, S> {
             writer.reuse_recycled(&shard.recycled);
         }
         if Self::migrating(shard, &writer) {
-            Self::migrate_for_write(shard, &mut writer, hash, key);
+            Self::migrate_for_write(shard, &mut writer, hasher, hash, key);
         }
         // Safety: `newest` is owned by the shard and we hold its lock.
         let slot = unsafe { &*writer.newest }.find_for_write(hash, key, writer.reuse());
         Locked {
             shard,
+            hasher,
             writer,
             guard,
             hash,
@@ -785,11 +789,16 @@ impl<K, V, S> RawMap<K, V, S> {
     /// A write's share of a running migration: a chunk, and the slot of the key it writes.
     /// (Out of line, so that `lock` stays small enough to inline into every write.)
     #[inline(never)]
-    fn migrate_for_write<Q>(shard: &Shard<K, V>, writer: &mut Writer<K, V>, hash: u64, key: &Q)
-    where
+    fn migrate_for_write<Q>(
+        shard: &Shard<K, V>,
+        writer: &mut Writer<K, V>,
+        hasher: &S,
+        hash: u64,
+        key: &Q,
+    ) where
         Q: Equivalent<K> + ?Sized,
     {
-        Self::migrate_chunk(shard, writer);
+        Self::migrate_chunk(shard, writer, hasher);
         // The chunk may have been the last one. (The loom models' teeth: skipping this lets
         // the write land beside a stale copy of the key in the old table.)
         if Self::migrating(shard, writer) && !cfg!(lanemap_broken_migrate_key) {
@@ -806,10 +815,11 @@ impl<K, V, S> RawMap<K, V, S> {
     fn start_migration(
         shard: &Shard<K, V>,
         writer: &mut Writer<K, V>,
+        hasher: &S,
         capacity: usize,
     ) -> Result<(), TryReserveError> {
         if Self::migrating(shard, writer) {
-            Self::finish_migration(shard, writer);
+            Self::finish_migration(shard, writer, hasher);
         }
         let next = Box::into_raw(Table::try_new(capacity, HugePages::WhenFilled)?);
         // Safety: `newest` is owned by the shard and we hold its lock.
@@ -822,15 +832,15 @@ impl<K, V, S> RawMap<K, V, S> {
     }
 
     /// Moves up to [`MIGRATE_CHUNK`] slots; when none are left, makes the new table current.
-    fn migrate_chunk(shard: &Shard<K, V>, writer: &mut Writer<K, V>) {
-        Self::migrate_slots(shard, writer, MIGRATE_CHUNK);
+    fn migrate_chunk(shard: &Shard<K, V>, writer: &mut Writer<K, V>, hasher: &S) {
+        Self::migrate_slots(shard, writer, hasher, MIGRATE_CHUNK);
     }
 
-    fn finish_migration(shard: &Shard<K, V>, writer: &mut Writer<K, V>) {
-        Self::migrate_slots(shard, writer, usize::MAX);
+    fn finish_migration(shard: &Shard<K, V>, writer: &mut Writer<K, V>, hasher: &S) {
+        Self::migrate_slots(shard, writer, hasher, usize::MAX);
     }
 
-    fn migrate_slots(shard: &Shard<K, V>, writer: &mut Writer<K, V>, count: usize) {
+    fn migrate_slots(shard: &Shard<K, V>, writer: &mut Writer<K, V>, hasher: &S, count: usize) {
         // Relaxed: only the lock holder stores `current`.
         let old = shard.current.load(Ordering::Relaxed);
         // Safety: the tables are owned by the shard and we hold its lock.
@@ -838,15 +848,21 @@ impl<K, V, S> RawMap<K, V, S> {
         // Safety: as above.
         let new_table = unsafe { &*writer.newest };
         let end = writer.cursor.saturating_add(count).min(old_table.end());
+        let hash_of = |key: &K| hasher.hash_one(key);
+        // A group at a time (or the part of one that the chunk covers).
+        let group_end = |position| Table::<K, V>::group_end(position).min(end);
         let mut position = writer.cursor;
+        let mut moves = old_table.moves(position, group_end(position), hash_of, new_table);
         while position < end {
-            // A group at a time (or the part of one that the chunk covers).
-            let group_end = Table::<K, V>::group_end(position).min(end);
-            old_table.prefetch_targets(position + TARGET_AHEAD, new_table);
-            // Safety: both tables are the locked shard's, and `new_table` is the old one's next.
-            let moved = unsafe { old_table.move_into(position, group_end, new_table) };
+            let next_position = group_end(position);
+            // The next group's moves, taken now (before this group's copies, as `moves` asks),
+            // so that their targets load while this group moves.
+            let next = old_table.moves(next_position, group_end(next_position), hash_of, new_table);
+            // Safety: both tables are the locked shard's, and `new_table` is the old one's next;
+            // `moves` was taken under the lock, and nothing has written to the group since.
+            let moved = unsafe { old_table.move_into(&moves, new_table) };
             Self::moved(writer, moved);
-            position = group_end;
+            (position, moves) = (next_position, next);
         }
         writer.cursor = end;
         if end == old_table.end() {
@@ -882,8 +898,10 @@ impl<K, V, S> RawMap<K, V, S> {
         if let Some(Slot::Occupied { index }) =
             old_table.find_for_write(hash, key, Reuse::EmptyOnly)
         {
+            // The key's own hash is the entry's: no need to hash it again.
+            let moves = old_table.moves_of(index, hash);
             // Safety: as in `migrate_slots`.
-            let moved = unsafe { old_table.move_into(index, index + 1, new_table) };
+            let moved = unsafe { old_table.move_into(&moves, new_table) };
             Self::moved(writer, moved);
         }
     }
@@ -927,7 +945,7 @@ impl<K, V, S> RawMap<K, V, S> {
         for shard in self.shards.iter() {
             let mut writer = ShardLock::new(shard, guard);
             if Self::migrating(shard, &writer) {
-                Self::finish_migration(shard, &mut writer);
+                Self::finish_migration(shard, &mut writer, &self.hasher);
             }
             writer.hand_over();
         }
@@ -937,16 +955,16 @@ impl<K, V, S> RawMap<K, V, S> {
     pub(crate) fn clear(&self, guard: &impl Guard) {
         for shard in self.shards.iter() {
             let mut writer = ShardLock::new(shard, guard);
-            Self::reset(shard, &mut writer);
+            Self::reset(shard, &mut writer, &self.hasher);
             shard.len.store(0, Ordering::Relaxed);
         }
     }
 
     /// Replaces the shard's tables by one empty minimum-size table and retires the old one with
     /// its entries.
-    fn reset(shard: &Shard<K, V>, writer: &mut Writer<K, V>) {
+    fn reset(shard: &Shard<K, V>, writer: &mut Writer<K, V>, hasher: &S) {
         if Self::migrating(shard, writer) {
-            Self::finish_migration(shard, writer);
+            Self::finish_migration(shard, writer, hasher);
         }
         // Allocating the minimum table only fails if the allocator is out of memory.
         let fresh = Box::into_raw(Table::try_new(MIN_CAPACITY, HugePages::Now).unwrap_or_else(
@@ -974,7 +992,7 @@ impl<K, V, S> RawMap<K, V, S> {
                 writer: &mut writer,
             };
             if Self::migrating(shard, writer.writer) {
-                Self::finish_migration(shard, writer.writer);
+                Self::finish_migration(shard, writer.writer, &self.hasher);
             }
             // Safety: `newest` is owned by the shard and we hold its lock.
             let table = unsafe { &*writer.writer.newest };
@@ -989,7 +1007,7 @@ impl<K, V, S> RawMap<K, V, S> {
                 }
             }
             if writer.writer.live == 0 {
-                Self::reset(shard, writer.writer);
+                Self::reset(shard, writer.writer, &self.hasher);
             }
         }
     }
@@ -1033,8 +1051,8 @@ impl<K, V, S> RawMap<K, V, S> {
             let max_used = unsafe { &*writer.newest }.max_used();
             // Room means unused slots: tombstones do not count.
             if writer.used.saturating_add(per_shard) > max_used {
-                Self::start_migration(shard, &mut writer, capacity)?;
-                Self::finish_migration(shard, &mut writer);
+                Self::start_migration(shard, &mut writer, &self.hasher, capacity)?;
+                Self::finish_migration(shard, &mut writer, &self.hasher);
             }
         }
         Ok(())
@@ -1045,10 +1063,10 @@ impl<K, V, S> RawMap<K, V, S> {
         for shard in self.shards.iter() {
             let mut writer = ShardLock::new(shard, guard);
             if Self::migrating(shard, &writer) {
-                Self::finish_migration(shard, &mut writer);
+                Self::finish_migration(shard, &mut writer, &self.hasher);
             }
             if writer.live == 0 {
-                Self::reset(shard, &mut writer);
+                Self::reset(shard, &mut writer, &self.hasher);
                 continue;
             }
             let Ok(capacity) = Table::<K, V>::capacity_for(writer.live) else {
@@ -1056,15 +1074,13 @@ impl<K, V, S> RawMap<K, V, S> {
             };
             // Safety: `newest` is owned by the shard and we hold its lock.
             if capacity < unsafe { &*writer.newest }.capacity()
-                && Self::start_migration(shard, &mut writer, capacity).is_ok()
+                && Self::start_migration(shard, &mut writer, &self.hasher, capacity).is_ok()
             {
-                Self::finish_migration(shard, &mut writer);
+                Self::finish_migration(shard, &mut writer, &self.hasher);
             }
         }
     }
-}
 
-impl<K: Hash, V, S: BuildHasher> RawMap<K, V, S> {
     #[inline]
     pub(crate) fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
         self.hasher.hash_one(key)
@@ -1075,8 +1091,10 @@ impl<K: Hash, V, S: BuildHasher> RawMap<K, V, S> {
 ///
 /// While it lives, no other writer touches the shard; readers go on, and see each change the
 /// moment it is published. Dropping it records the shard's count and unlocks.
-pub(crate) struct Locked<'m, 'g, K, V, G: Guard> {
+pub(crate) struct Locked<'m, 'g, K, V, S, G: Guard> {
     shard: &'m Shard<K, V>,
+    /// The map's hasher, for the migrations a write may do.
+    hasher: &'m S,
     writer: ShardLock<'m, 'g, K, V, G>,
     guard: &'g G,
     hash: u64,
@@ -1085,7 +1103,7 @@ pub(crate) struct Locked<'m, 'g, K, V, G: Guard> {
     slot: Option<Slot>,
 }
 
-impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
+impl<'g, K: Hash, V, S: BuildHasher, G: Guard> Locked<'_, 'g, K, V, S, G> {
     /// The key's current entry.
     #[inline]
     pub(crate) fn node(&self) -> Option<&'g Node<K, V>> {
@@ -1122,7 +1140,7 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
         };
         let hash = self.hash;
         let table = self.table();
-        let was_empty = table.publish(index, Node { key, value, hash }, group::tag(hash));
+        let was_empty = table.publish(index, Node { key, value }, group::tag(hash));
         self.writer.filled(was_empty);
         self.writer.live += 1;
         self.slot = Some(Slot::Occupied { index });
@@ -1165,15 +1183,27 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
         let shard = self.shard;
         if self.writer.used >= self.writer.max_used as usize {
             let (old_capacity, old_end) = (self.table().capacity(), self.table().end());
-            let started = RawMap::<K, V, ()>::migration_capacity(&self.writer, old_end).and_then(
-                |capacity| RawMap::<K, V, ()>::start_migration(shard, &mut self.writer, capacity),
-            );
+            let started =
+                RawMap::<K, V, S>::migration_capacity(&self.writer, old_end).and_then(|capacity| {
+                    RawMap::<K, V, S>::start_migration(
+                        shard,
+                        &mut self.writer,
+                        self.hasher,
+                        capacity,
+                    )
+                });
             if let Err(error) = started {
                 panic!(
                     "lanemap: HashMap could not grow a shard past {old_capacity} slots: {error}"
                 );
             }
-            RawMap::<K, V, ()>::migrate_for_write(shard, &mut self.writer, self.hash, key);
+            RawMap::<K, V, S>::migrate_for_write(
+                shard,
+                &mut self.writer,
+                self.hasher,
+                self.hash,
+                key,
+            );
         }
         let slot = self
             .table()
@@ -1216,10 +1246,8 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
         let Node {
             key,
             value: old_value,
-            hash: _,
         } = old;
-        let replaced =
-            table.publish_replacing(new, Node { key, value, hash }, group::tag(hash), index);
+        let replaced = table.publish_replacing(new, Node { key, value }, group::tag(hash), index);
         let writer = &mut *self.writer;
         writer.filled(replaced.was_empty);
         if replaced.moved_on {
@@ -1250,7 +1278,7 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
         };
         // Safety: `newest` is owned by the shard and we hold its lock.
         let table = unsafe { &*self.writer.newest };
-        RawMap::<K, V, ()>::erase(self.shard, table, index, &mut self.writer);
+        RawMap::<K, V, S>::erase(self.shard, table, index, &mut self.writer);
         self.slot = None;
         // Safety: as in `replace`: the slot was FULL while `guard` was active.
         let removed = unsafe { table.node_for_guard(index, self.guard) };
@@ -1271,25 +1299,30 @@ impl<'g, K, V, G: Guard> Locked<'_, 'g, K, V, G> {
             // none and back would otherwise pay for a new table each time).
             if table.capacity() > MIN_CAPACITY
                 || self.writer.used >= self.writer.max_used as usize
-                || RawMap::<K, V, ()>::migrating(self.shard, &self.writer)
+                || RawMap::<K, V, S>::migrating(self.shard, &self.writer)
             {
-                RawMap::<K, V, ()>::reset(self.shard, &mut self.writer);
+                RawMap::<K, V, S>::reset(self.shard, &mut self.writer, self.hasher);
             }
         } else if table.capacity() > MIN_CAPACITY
-            && !RawMap::<K, V, ()>::migrating(self.shard, &self.writer)
+            && !RawMap::<K, V, S>::migrating(self.shard, &self.writer)
         {
             // Mostly empty: migrate into a smaller table, chunk by chunk like growth.
-            if let Ok(capacity) = RawMap::<K, V, ()>::migration_capacity(&self.writer, table.end())
+            if let Ok(capacity) = RawMap::<K, V, S>::migration_capacity(&self.writer, table.end())
                 && capacity < table.capacity()
             {
                 // Failing to allocate a smaller table just means not shrinking now.
-                let _ = RawMap::<K, V, ()>::start_migration(self.shard, &mut self.writer, capacity);
+                let _ = RawMap::<K, V, S>::start_migration(
+                    self.shard,
+                    &mut self.writer,
+                    self.hasher,
+                    capacity,
+                );
             }
         }
     }
 }
 
-impl<K, V, G: Guard> Drop for Locked<'_, '_, K, V, G> {
+impl<K, V, S, G: Guard> Drop for Locked<'_, '_, K, V, S, G> {
     fn drop(&mut self) {
         // Relaxed: a statistic; the unlock right after (dropping `writer`) orders it for the
         // next writer.

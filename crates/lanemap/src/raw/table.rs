@@ -77,7 +77,6 @@
 use super::group::{self, ALL_EMPTY, GROUP_SLOTS};
 use super::node::Node;
 use crate::error::TryReserveError;
-use crate::key_match;
 use crate::reclaim::Guard;
 use crate::sync::{AtomicPtr, AtomicU64, Ordering, UnsafeCell};
 use equivalent::Equivalent;
@@ -129,6 +128,14 @@ pub(crate) struct Table<K, V> {
 pub(crate) enum HugePages {
     Now,
     WhenFilled,
+}
+
+/// The entries of one group that a migration's step moves, with their hashes ([`Table::moves`]).
+pub(crate) struct Moves {
+    group_index: usize,
+    movable: group::BitMask,
+    /// By slot offset; only those in `movable` are set.
+    hashes: [u64; GROUP_SLOTS],
 }
 
 /// Where a reader's probe for a key ended.
@@ -442,7 +449,7 @@ impl<K, V> Table<K, V> {
                 // one of the group's slots; the caller's guard keeps the table, and so the
                 // entry, alive for 'g.
                 let node = unsafe { self.entry_in_group(group_index, offset) };
-                if key_match::matches(&node.hash, &node.key, hash, key) {
+                if key.equivalent(&node.key) {
                     return if group::is_moved(group, offset) {
                         Lookup::Moved
                     } else {
@@ -513,7 +520,7 @@ impl<K, V> Table<K, V> {
                 // Safety: a FULL byte of one of the group's slots, seen under the lock; the shard
                 // owns the table.
                 let node = unsafe { self.entry_in_group(group_index, offset) };
-                if key_match::matches(&node.hash, &node.key, hash, key) {
+                if key.equivalent(&node.key) {
                     let index = group_index * POSITIONS + offset;
                     return Some(Slot::Occupied { index });
                 }
@@ -692,10 +699,66 @@ impl<K, V> Table<K, V> {
         group::byte(group, offset) == group::EMPTY
     }
 
-    /// Moves the entries of the FULL, unmoved slots at positions `from..to` (within one group)
-    /// into `new`, this table's `next`, then marks them MOVED in one store (a migration's step;
-    /// writer only). Returns how many moved; `Err` with that count if `new` ran out of room, in
-    /// which case what did move is marked all the same, so that no entry is owned by both tables.
+    /// The entries of the FULL, unmoved slots at positions `from..to` (within one group; none if
+    /// `from` is `to` or the table's end), with their hashes: what a migration's step moves
+    /// (writer only). Also starts loading the groups of `target` they will move to: the old table
+    /// is read in order, which the CPU's own prefetcher follows, but the targets are random in
+    /// memory, so a migration takes the moves of the group after the one it moves.
+    ///
+    /// Entries do not store their hash, so this calls `hash_of` (user code) on each key. Taking
+    /// them all before [`move_into`](Self::move_into) copies anything means a panic in `Hash`
+    /// finds both tables as they were.
+    #[inline]
+    pub(crate) fn moves(
+        &self,
+        from: usize,
+        to: usize,
+        hash_of: impl Fn(&K) -> u64,
+        target: &Self,
+    ) -> Moves {
+        let group_index = from / POSITIONS;
+        let mut moves = Moves {
+            group_index,
+            movable: group::BitMask::NONE,
+            hashes: [0; GROUP_SLOTS],
+        };
+        let Some(ctrl) = self.ctrl.get(group_index).filter(|_| from < to) else {
+            return moves;
+        };
+        debug_assert!(to <= Self::group_end(from));
+        // Relaxed: the writer holds the lock (see `find_for_write`).
+        let word = ctrl.load(Ordering::Relaxed);
+        let last = (to - group_index * POSITIONS).min(GROUP_SLOTS);
+        moves.movable = group::match_full_unmoved(word).within(from % POSITIONS, last);
+        for offset in moves.movable {
+            // Safety: a FULL slot of group `group_index < ctrl.len()`, seen under the lock.
+            let hash = hash_of(&unsafe { self.entry_in_group(group_index, offset) }.key);
+            target.prefetch_group(hash);
+            moves.hashes[offset] = hash;
+        }
+        moves
+    }
+
+    /// [`moves`](Self::moves) of the one FULL, unmoved slot at `index`, whose key's hash the
+    /// caller knows (writer only).
+    #[inline]
+    pub(crate) fn moves_of(&self, index: usize, hash: u64) -> Moves {
+        debug_assert!(self.holds_entry(index));
+        let (group_index, offset) = (index / POSITIONS, index % POSITIONS);
+        let mut hashes = [0; GROUP_SLOTS];
+        hashes[offset] = hash;
+        Moves {
+            group_index,
+            movable: group::BitMask::single(offset),
+            hashes,
+        }
+    }
+
+    /// Moves the entries `moves` names (from [`moves`](Self::moves), with no write to the
+    /// shard since) into `new`, this table's `next`, then marks them MOVED in one store (a
+    /// migration's step; writer only). Returns how many moved; `Err` with that count if `new`
+    /// ran out of room, in which case what did move is marked all the same, so that no entry is
+    /// owned by both tables. Calls no user code.
     ///
     /// Each entry's bytes are copied as they are, without a typed move of the key and value,
     /// which would retag the pointers inside them (a `Box`, say) while readers still hold
@@ -705,33 +768,28 @@ impl<K, V> Table<K, V> {
     /// # Safety
     /// The writer holds the lock of the shard that owns both tables, and `new` is not `self`.
     #[inline]
-    pub(crate) unsafe fn move_into(
-        &self,
-        from: usize,
-        to: usize,
-        new: &Self,
-    ) -> Result<usize, usize> {
-        let group_index = from / POSITIONS;
-        debug_assert!(group_index < self.ctrl.len() && from < to && to <= Self::group_end(from));
-        // Safety: `from` is a position of this table (debug-asserted above; callers walk
-        // `0..end()` or pass a slot their probe found).
-        let ctrl = unsafe { self.ctrl.get_unchecked(group_index) };
+    pub(crate) unsafe fn move_into(&self, moves: &Moves, new: &Self) -> Result<usize, usize> {
+        let group_index = moves.group_index;
+        let Some(ctrl) = self.ctrl.get(group_index) else {
+            return Ok(0);
+        };
         // Relaxed: the writer holds the lock (see `find_for_write`).
         let word = ctrl.load(Ordering::Relaxed);
-        let last = (to - group_index * POSITIONS).min(GROUP_SLOTS);
-        let movable = group::match_full_unmoved(word).within(from % POSITIONS, last);
+        debug_assert!(
+            moves.movable.is_within(group::match_full_unmoved(word)),
+            "lanemap internal error: a move of slots that changed since `moves`"
+        );
         let entries = &*self.entries;
         // Hoisted: see `find_vacancy`.
         let (new_ctrl, new_entries) = (&*new.ctrl, &*new.entries);
         let mut marked = word;
         let mut moved = 0;
         let mut room = true;
-        for offset in movable {
+        for offset in moves.movable {
+            let hash = moves.hashes[offset];
             // Safety: `offset < GROUP_SLOTS` and `group_index < ctrl.len()`, and `entries` holds
             // `GROUP_SLOTS` per group.
             let source = unsafe { entries.get_unchecked(group_index * GROUP_SLOTS + offset) };
-            // Safety: a FULL slot seen under the lock: its entry is initialised.
-            let hash = source.with(|cell| unsafe { (*cell.cast::<Node<K, V>>()).hash });
             let Some(vacancy) = Self::find_vacancy(new_ctrl, hash) else {
                 room = false;
                 break;
@@ -764,25 +822,6 @@ impl<K, V> Table<K, V> {
             ctrl.store(marked, Ordering::Relaxed);
         }
         if room { Ok(moved) } else { Err(moved) }
-    }
-
-    /// Starts loading into the cache the groups of `new` that the entries of the group at
-    /// `position` will move to (a migration's prefetch, a few groups ahead of its moves: the old
-    /// table is read in order, which the CPU's own prefetcher follows, but the targets are
-    /// random in memory). Writer only; nothing if `position` is past the end.
-    #[inline]
-    pub(crate) fn prefetch_targets(&self, position: usize, new: &Self) {
-        let group_index = position / POSITIONS;
-        let Some(ctrl) = self.ctrl.get(group_index) else {
-            return;
-        };
-        // Relaxed: the writer holds the lock (see `find_for_write`).
-        let word = ctrl.load(Ordering::Relaxed);
-        for offset in group::match_full_unmoved(word) {
-            // Safety: a FULL slot of group `group_index < ctrl.len()`, seen under the lock.
-            let node = unsafe { self.entry_in_group(group_index, offset) };
-            new.prefetch_group(node.hash);
-        }
     }
 
     /// Publishes `node`, the key's new entry, in the FREE or EMPTY slot `new` (from

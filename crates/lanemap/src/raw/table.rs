@@ -1361,9 +1361,20 @@ fn heap_box<T>(
     layout: std::alloc::Layout,
     contents: Contents,
 ) -> Result<Box<[T]>, TryReserveError> {
-    debug_assert!(layout.size() > 0, "a table has at least one group");
+    if layout.size() == 0 {
+        // Entries of a zero-sized key and value (a `HashMap<(), ()>`): nothing to allocate, and
+        // the global allocator must not be asked for zero bytes.
+        // Safety: for a zero-sized `T`, a dangling, aligned pointer is a valid `Box<[T]>` of any
+        // length, and `T` takes any (no) bytes.
+        return Ok(unsafe {
+            Box::from_raw(ptr::slice_from_raw_parts_mut(
+                NonNull::<T>::dangling().as_ptr(),
+                len,
+            ))
+        });
+    }
     let items = match contents {
-        // Safety: a non-zero size (the caller asks for at least one group's worth).
+        // Safety: a non-zero size (checked above).
         Contents::Zero => unsafe { std::alloc::alloc_zeroed(layout) },
         // Safety: as above.
         Contents::Any => unsafe { std::alloc::alloc(layout) },

@@ -766,7 +766,10 @@ impl<K, V> Table<K, V> {
     /// word) before the MOVED bit, so a reader that sees the bit finds the copy in `next`.
     ///
     /// # Safety
-    /// The writer holds the lock of the shard that owns both tables, and `new` is not `self`.
+    /// The writer holds the lock of the shard that owns both tables, and `new` is not `self`;
+    /// `moves` came from this table's [`moves`](Self::moves) or [`moves_of`](Self::moves_of)
+    /// under the same hold of the lock, and nothing has written to the group since (so the
+    /// slots it names are still FULL and unmoved: their entries are initialised).
     #[inline]
     pub(crate) unsafe fn move_into(&self, moves: &Moves, new: &Self) -> Result<usize, usize> {
         let group_index = moves.group_index;

@@ -49,7 +49,7 @@ use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
 use std::mem::{ManuallyDrop, needs_drop};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use table::{HugePages, Lookup, MIN_CAPACITY, Reuse, Slot, Table};
+use table::{HugePages, Lookup, MIN_CAPACITY, Moves, Reuse, Slot, Table};
 
 /// Old-table slot positions (see `table.rs`; 7 slots per 8) a write moves to the new table
 /// while a migration runs.
@@ -852,19 +852,39 @@ impl<K: Hash, V, S: BuildHasher> RawMap<K, V, S> {
         // A group at a time (or the part of one that the chunk covers).
         let group_end = |position| Table::<K, V>::group_end(position).min(end);
         let mut position = writer.cursor;
-        let mut moves = old_table.moves(position, group_end(position), hash_of, new_table);
+        // This group's moves and the next one's, alternating (see `Table::moves`).
+        let mut buffers = [Moves::NONE, Moves::NONE];
+        old_table.moves(
+            &mut buffers[0],
+            position,
+            group_end(position),
+            hash_of,
+            new_table,
+        );
+        let mut this = 0;
         while position < end {
             let next_position = group_end(position);
+            let [first, second] = &mut buffers;
+            let (moves, next) = if this == 0 {
+                (&*first, second)
+            } else {
+                (&*second, first)
+            };
             // The next group's moves, taken now (before this group's copies, as `moves` asks),
             // so that their targets load while this group moves.
-            let next = old_table.moves(next_position, group_end(next_position), hash_of, new_table);
+            let next_end = group_end(next_position);
+            old_table.prefetch_entries_at(next_end);
+            old_table.moves(next, next_position, next_end, hash_of, new_table);
             // Safety: both tables are the locked shard's, and `new_table` is the old one's next;
             // `moves` was taken under the lock, and nothing has written to the group since.
-            let moved = unsafe { old_table.move_into(&moves, new_table) };
+            let moved = unsafe { old_table.move_into(moves, new_table) };
             Self::moved(writer, moved);
-            (position, moves) = (next_position, next);
+            position = next_position;
+            this ^= 1;
         }
         writer.cursor = end;
+        // The next step starts here: its first keys load while other writes go on.
+        old_table.prefetch_entries_at(end);
         if end == old_table.end() {
             // Release: readers that start from the new table (Acquire) see every node moved
             // into it.

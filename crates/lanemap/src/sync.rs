@@ -27,6 +27,26 @@ mod imp {
     pub(crate) type Mutex<T> = parking_lot::Mutex<T>;
     pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
 
+    /// A condition variable for [`Mutex`]: parking_lot's (one word, no spurious wake-ups
+    /// promised away: callers loop).
+    pub(crate) struct Condvar(parking_lot::Condvar);
+
+    impl Condvar {
+        pub(crate) const fn new() -> Self {
+            Self(parking_lot::Condvar::new())
+        }
+
+        /// Releases `guard`'s lock, sleeps until notified, and takes the lock again.
+        pub(crate) fn wait<'a, T>(&self, mut guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+            self.0.wait(&mut guard);
+            guard
+        }
+
+        pub(crate) fn notify_one(&self) {
+            self.0.notify_one();
+        }
+    }
+
     impl<T> RwLock<T> {
         pub(crate) fn new(value: T) -> Self {
             Self(parking_lot::RwLock::new(value))
@@ -120,6 +140,25 @@ mod imp {
             self.0
                 .get_mut()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+    }
+
+    /// loom's condition variable behind the same interface as the real one.
+    pub(crate) struct Condvar(loom::sync::Condvar);
+
+    impl Condvar {
+        pub(crate) fn new() -> Self {
+            Self(loom::sync::Condvar::new())
+        }
+
+        pub(crate) fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+            self.0
+                .wait(guard)
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+
+        pub(crate) fn notify_one(&self) {
+            self.0.notify_one();
         }
     }
 

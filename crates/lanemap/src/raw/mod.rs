@@ -32,6 +32,7 @@
 pub(crate) mod group;
 pub(crate) mod node;
 pub(crate) mod table;
+mod writer_lock;
 
 mod iter;
 #[cfg(all(target_os = "linux", not(miri), not(loom)))]
@@ -41,7 +42,7 @@ pub(crate) use iter::Cursor;
 
 use crate::error::TryReserveError;
 use crate::reclaim::{Collector, Guard, collector};
-use crate::sync::{AtomicPtr, AtomicUsize, Mutex, MutexGuard, Ordering};
+use crate::sync::{AtomicPtr, AtomicUsize, Ordering};
 use crossbeam_utils::CachePadded;
 use equivalent::Equivalent;
 use node::Node;
@@ -50,6 +51,7 @@ use std::marker::PhantomData;
 use std::mem::{ManuallyDrop, needs_drop};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use table::{HugePages, Lookup, MIN_CAPACITY, Moves, Reuse, Slot, Table};
+use writer_lock::{WriterGuard, WriterLock};
 
 /// Old-table slot positions (see `table.rs`; 7 slots per 8) a write moves to the new table
 /// while a migration runs.
@@ -127,7 +129,7 @@ struct Shard<K, V> {
     /// Batches of DELETED slots whose grace period is over, pushed by reclamation, taken by the
     /// writer (see [`RECYCLE_BATCH`]). Beside the lock, which every write changes anyway.
     recycled: AtomicPtr<Recycled>,
-    writer: Mutex<Writer<K, V>>,
+    writer: WriterLock<Writer<K, V>>,
 }
 
 /// A shard alone on a power-of-two number of bytes (a few cache lines), so that finding one
@@ -485,7 +487,7 @@ impl<K, V, S> RawMap<K, V, S> {
                     current: CachePadded::new(AtomicPtr::new(table)),
                     len: AtomicUsize::new(0),
                     recycled: AtomicPtr::new(std::ptr::null_mut()),
-                    writer: Mutex::new(Writer::new(table)),
+                    writer: WriterLock::new(Writer::new(table)),
                 })
             })
             .collect();
@@ -1359,7 +1361,7 @@ impl<K, V, S, G: Guard> Drop for Locked<'_, '_, K, V, S, G> {
 /// exchange run made 144 futex calls, against 21 with the hand-over after the unlock, and 15
 /// for dashmap).
 struct ShardLock<'m, 'g, K, V, G: Guard> {
-    writer: ManuallyDrop<MutexGuard<'m, Writer<K, V>>>,
+    writer: ManuallyDrop<WriterGuard<'m, Writer<K, V>>>,
     guard: &'g G,
 }
 
@@ -1528,7 +1530,7 @@ mod tests {
         let addresses = [
             &raw const shard.len as usize,
             &raw const shard.recycled as usize,
-            // The lock word (parking_lot keeps it before the data).
+            // The lock word (first in `WriterLock`).
             &raw const shard.writer as usize,
             &raw const writer.newest as usize,
             &raw const writer.live as usize,

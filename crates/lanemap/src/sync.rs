@@ -42,6 +42,16 @@ mod imp {
             guard
         }
 
+        /// As `wait`, but wakes by itself after `timeout` at the latest.
+        pub(crate) fn wait_for<'a, T>(
+            &self,
+            mut guard: MutexGuard<'a, T>,
+            timeout: std::time::Duration,
+        ) -> MutexGuard<'a, T> {
+            self.0.wait_for(&mut guard, timeout);
+            guard
+        }
+
         pub(crate) fn notify_one(&self) {
             self.0.notify_one();
         }
@@ -155,6 +165,18 @@ mod imp {
             self.0
                 .wait(guard)
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+
+        /// loom never times out: models must not rely on a timeout to make progress.
+        pub(crate) fn wait_for<'a, T>(
+            &self,
+            guard: MutexGuard<'a, T>,
+            timeout: std::time::Duration,
+        ) -> MutexGuard<'a, T> {
+            self.0
+                .wait_timeout(guard, timeout)
+                .map(|(guard, _)| guard)
+                .unwrap_or_else(|poisoned| poisoned.into_inner().0)
         }
 
         pub(crate) fn notify_one(&self) {

@@ -875,6 +875,8 @@ impl<K: Hash, V, S: BuildHasher> RawMap<K, V, S> {
             // The next group's moves, taken now (before this group's copies, as `moves` asks),
             // so that their targets load while this group moves.
             let next_end = group_end(next_position);
+            // The group after that one (at the last group: the next step's first, whose keys
+            // then load while other writes go on).
             old_table.prefetch_entries_at(next_end);
             old_table.moves(next, next_position, next_end, hash_of, new_table);
             // Safety: both tables are the locked shard's, and `new_table` is the old one's next;
@@ -885,8 +887,6 @@ impl<K: Hash, V, S: BuildHasher> RawMap<K, V, S> {
             this ^= 1;
         }
         writer.cursor = end;
-        // The next step starts here: its first keys load while other writes go on.
-        old_table.prefetch_entries_at(end);
         if end == old_table.end() {
             // Release: readers that start from the new table (Acquire) see every node moved
             // into it.

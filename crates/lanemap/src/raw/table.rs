@@ -1088,14 +1088,16 @@ impl<K, V> Table<K, V> {
             }
             return;
         }
-        // Each of its lines once: a second prefetch of a line on its way is wasted work.
-        let line = first.wrapping_sub(first.addr() % CACHE_LINE);
-        let end = first.addr() + group_bytes;
-        prefetch(line);
-        for later in [CACHE_LINE, 2 * CACHE_LINE, 3 * CACHE_LINE] {
-            if line.addr() + later < end {
-                prefetch(line.wrapping_add(later));
-            }
+        // Every line it spans, without a branch on where it starts: a branch on the group's
+        // address is a coin flip (for 16-byte entries, whether 112 bytes span two lines or
+        // three), and mispredicting it on every other lookup cost 10% of read-heavy throughput.
+        // So: lines 64 bytes apart from its first byte, then its last byte's line, a spare
+        // prefetch when the group starts early enough in its line for the others to reach it.
+        for line in 0..group_bytes.div_ceil(CACHE_LINE) {
+            prefetch(first.wrapping_add(line * CACHE_LINE));
+        }
+        if group_bytes > 0 {
+            prefetch(first.wrapping_add(group_bytes - 1));
         }
     }
 

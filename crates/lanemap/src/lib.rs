@@ -245,10 +245,13 @@
 //! word per 7 slots in an array of their own. A lookup starts loading its group's entries
 //! together with the control word, so a hit in a table larger than the CPU's cache waits for
 //! about one miss, where a table of pointers to entries (papaya's) waits for two in a row.
-//! Writes lock one shard, with a lock of its own whose release is a plain store rather than
-//! an atomic read-modify-write: on x86 the latter waits for the write's cache misses to drain,
-//! the former lets them drain while the next operation starts (a waiter about to sleep pays
-//! instead, with Linux's `membarrier`; elsewhere both sides take a full fence). Writes never
+//! Writes lock one shard (by default `(16 × available_parallelism).next_power_of_two()` of
+//! them, four times [`ShardedMap`]'s: reads never touch a shard's lock, and at 2 threads on 2
+//! cores 32 shards wrote 1.27-1.28× as fast as 8), with a lock of its own whose release is a
+//! plain store rather than an atomic read-modify-write: on x86 the latter waits for the
+//! write's cache misses to drain, the former lets them drain while the next operation starts
+//! (a waiter about to sleep pays instead, with Linux's `membarrier`; elsewhere both sides take
+//! a full fence). Writes never
 //! call the allocator except to grow a table; vacated slots are reused after their grace period
 //! (handed to reclamation 64 at a time, and taken back by one write, which prefetches their
 //! control words together). A reused slot whose group still has a never-used slot counts as

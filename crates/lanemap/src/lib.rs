@@ -251,13 +251,14 @@
 //! plain store rather than an atomic read-modify-write: on x86 the latter waits for the
 //! write's cache misses to drain, the former lets them drain while the next operation starts
 //! (a waiter about to sleep pays instead, with Linux's `membarrier`; elsewhere both sides take
-//! a full fence). Writes never
-//! call the allocator except to grow a table; vacated slots are reused after their grace period
-//! (handed to reclamation 64 at a time, and taken back by one write, which prefetches their
-//! control words together). A reused slot whose group still has a never-used slot counts as
-//! never used again, so steady churn does not fill a table with tombstones and migrate it
-//! (hashbrown does the same when it erases). On write-heavy mixes [`ShardedMap`] is still the
-//! better choice. Tables grow and shrink incrementally: a write moves at most 128 slot
+//! a full fence). Writes never call the allocator except to grow a table; vacated slots are
+//! reused after their grace period (handed to reclamation 64 at a time, and taken back by one
+//! write, which prefetches their control words together). A reused slot whose group still has
+//! a never-used slot counts as never used again, so steady churn does not fill a table with
+//! tombstones and migrate it (hashbrown does the same when it erases). On write-heavy mixes
+//! at one thread on a cache-sized table, [`ShardedMap`] is still the better choice; in the
+//! last full run (`BENCHMARKS.md`) [`HashMap`] wrote faster at two threads, and about as fast
+//! at one thread on a table larger than the cache. Tables grow and shrink incrementally: a write moves at most 128 slot
 //! positions of an outgrown table, so no single insert pays for copying a whole table, and a
 //! new table's entries start on pages that freed tables left (see Memory above), or on fresh
 //! ones that the kernel maps as the migration touches them.

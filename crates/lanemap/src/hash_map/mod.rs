@@ -867,7 +867,7 @@ where
 /// migration chunk it may be moving. Measured on 2 cores at 2 threads, 2^21 keys, against 8
 /// shards in the same process: 32 shards wrote 1.27x as fast on exchange and 1.28x on
 /// rapid-grow; 128 shards 1.43x and 1.78x, but cost read-heavy 7% at 1 thread (32: no change
-/// outside the noise) and exchange at 1 thread about 8% (32: about 5%).
+/// outside the noise) and exchange at 1 thread about 9% (32: 5-8%).
 ///
 /// [`ShardedMap`]: crate::ShardedMap
 fn default_shard_count() -> usize {

@@ -871,13 +871,7 @@ where
 ///
 /// [`ShardedMap`]: crate::ShardedMap
 fn default_shard_count() -> usize {
-    #[cfg(not(loom))]
-    {
-        (crate::sharded::default_shard_count() * 4).min(crate::sharded::MAX_SHARDS)
-    }
-    // Models stay small: a few shards keep loom's state space tractable.
-    #[cfg(loom)]
-    {
-        crate::sharded::default_shard_count()
-    }
+    // Loom's models keep ShardedMap's few shards: a small state space.
+    let per_core_factor = if cfg!(loom) { 1 } else { 4 };
+    (crate::sharded::default_shard_count() * per_core_factor).min(crate::sharded::MAX_SHARDS)
 }

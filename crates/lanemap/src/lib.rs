@@ -154,8 +154,10 @@
 //! Tables shrink as entries are removed (and at once when a shard empties, or on
 //! [`shrink_to_fit`](HashMap::shrink_to_fit)), so an emptied map gives its memory back.
 //! Tables of 1 MiB and more are mapped straight from the operating system (on unix), and those
-//! of 4 MiB and more ask Linux for transparent huge pages, which cut the cost of address
-//! translation for lookups in large tables; see [`mapped_table_bytes`]. A table sized up front
+//! of 2 MiB and more are placed on 2 MiB boundaries (rounded up to whole 2 MiB where that costs
+//! at most an eighth more) and ask Linux for transparent huge pages, which cut the cost of
+//! address translation for lookups in large tables; see [`mapped_table_bytes`]. (Random gets
+//! on 2^21 keys, 32 shards of 1.9 MiB tables: 8-11% faster with them.) A table sized up front
 //! ([`with_capacity`](HashMap::with_capacity), [`try_reserve`](HashMap::try_reserve)) asks at
 //! once, so the writes that fill it may each fault in a 2 MiB page, and when the kernel has no
 //! free one it compacts memory right then (single inserts paused for up to 8 ms on the
@@ -319,7 +321,8 @@ pub fn mapped_table_bytes() -> usize {
 /// A table mapped from the operating system starts on fresh pages, and each fresh page costs a
 /// fault the first time it is written. A growing map frees about as many pages as it takes (each
 /// table it outgrows is half the size of the next), so freed tables' pages are kept, up to
-/// 64 MiB, and moved (without copying) under the entries of the next tables. That is what the
+/// 64 MiB, and moved (without copying) under the entries of the next tables that a growing map
+/// makes (a table sized up front gets fresh pages, which can be huge ones). That is what the
 /// system allocator does for the maps that allocate through it. These bytes are not counted by
 /// [`mapped_table_bytes`]; [`release_pooled_table_pages`] gives them back.
 ///

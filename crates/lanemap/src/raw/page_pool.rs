@@ -5,10 +5,11 @@
 //! a map to 2^21 entries faulted in 46 000 pages, a fifth of the run's time. A growing map frees
 //! as many pages as it takes: each migration retires the table it outgrew, half the size of the
 //! next. So instead of unmapping them, a freed table's pages wait here (up to
-//! [`POOL_MAX_BYTES`], process-wide), and a new table's entries are assembled from them with
-//! `mremap`, which moves pages between addresses without copying or faulting. Only the entries
-//! are filled so: they may hold any bytes until written, while control words must start zero,
-//! so they stay on fresh pages.
+//! [`POOL_MAX_BYTES`], process-wide), and the entries of a new table that a migration fills
+//! are assembled from them with `mremap`, which moves pages between addresses without copying
+//! or faulting. Only the entries are filled so: they may hold any bytes until written, while
+//! control words must start zero, so they stay on fresh pages. A table sized up front gets
+//! fresh pages throughout, which can be huge ones (see `table::HugePages`).
 //!
 //! Measured on the development machine, growing to 2^21 entries: 21 000 faults instead of
 //! 46 000 (the pool starts full of the last map's pages), and half the kernel time. The moves

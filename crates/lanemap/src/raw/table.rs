@@ -250,7 +250,7 @@ impl<K, V> Table<K, V> {
         let moved_on_words = groups.div_ceil(8);
         debug_assert!(moved_on_words.is_power_of_two());
         #[cfg(all(unix, not(miri), not(loom)))]
-        if let Some(table) = Self::try_new_mapped(groups, moved_on_words)? {
+        if let Some(table) = Self::try_new_mapped(groups, moved_on_words, pages)? {
             if matches!(pages, HugePages::Now) {
                 table.advise_huge_pages();
             }
@@ -296,6 +296,7 @@ impl<K, V> Table<K, V> {
     fn try_new_mapped(
         groups: usize,
         moved_on_words: usize,
+        pages: HugePages,
     ) -> Result<Option<Box<Self>>, TryReserveError> {
         use std::alloc::Layout;
         let overflow = |_| TryReserveError::CapacityOverflow;
@@ -309,13 +310,19 @@ impl<K, V> Table<K, V> {
         if layout.size() < MAP_FROM_BYTES || layout.align() > 4096 {
             return Ok(None);
         }
+        #[cfg(not(target_os = "linux"))]
+        let _ = pages;
+        let bytes = mapped_len(layout.size());
+        let mapped = Layout::from_size_align(bytes, layout.align()).map_err(overflow)?;
         #[cfg_attr(not(target_os = "linux"), allow(unused_mut))]
-        let mut block = Zeroed::<u8>::map(layout.size(), layout)?;
+        let mut block = Zeroed::<u8>::map(bytes, mapped)?;
         let base = block.ptr;
         // The entries may start with any bytes: give them the pages of freed tables, if the
-        // pool has some, rather than fresh ones that fault when first written.
+        // pool has some, rather than fresh ones that fault when first written. Not for a table
+        // that wants huge pages now: the pool's pages are small ones, which the kernel would
+        // only collapse later, in the background.
         #[cfg(target_os = "linux")]
-        {
+        if matches!(pages, HugePages::WhenFilled) {
             let from = entries_at.next_multiple_of(page_bytes());
             let to = layout.size().next_multiple_of(page_bytes());
             // Safety: `from..to` is the part of the fresh mapping that holds nothing but
@@ -1237,9 +1244,49 @@ fn page_bytes() -> usize {
     usize::try_from(bytes).unwrap_or(4096)
 }
 
-/// Mapped arrays from this size up ask the kernel for transparent huge pages.
+/// A transparent huge page's size (x86_64's, and the usual one on Linux's other platforms).
+/// Mappings from this size up start at a multiple of it and ask for huge pages.
 #[cfg(all(target_os = "linux", not(miri), not(loom)))]
-const HUGE_PAGE_FROM_BYTES: usize = 4 << 20;
+const HUGE_PAGE_BYTES: usize = 2 << 20;
+
+/// The bytes to map for a table of `bytes`: rounded up to whole huge pages where that costs at
+/// most an eighth more, so that the table's last part gets a huge page too. (A table of 2^21
+/// slots over 32 shards takes 1.9 MiB a shard: unrounded, none of it could.)
+#[cfg(all(unix, not(miri), not(loom)))]
+fn mapped_len(bytes: usize) -> usize {
+    #[cfg(target_os = "linux")]
+    if let Some(rounded) = bytes.checked_next_multiple_of(HUGE_PAGE_BYTES)
+        && rounded - bytes <= bytes / 8
+    {
+        return rounded;
+    }
+    bytes
+}
+
+/// Unmaps the `slack` bytes of a fresh mapping at `ptr` (of `bytes + slack`, `slack` less than
+/// a huge page) that lie before the first huge-page boundary in it and after the `bytes` that
+/// follow that boundary. Returns the boundary.
+#[cfg(all(target_os = "linux", not(miri), not(loom)))]
+fn trim_to_huge_page(ptr: *mut u8, bytes: usize, slack: usize) -> *mut libc::c_void {
+    let page = page_bytes();
+    let head = (ptr as usize).next_multiple_of(HUGE_PAGE_BYTES) - ptr as usize;
+    debug_assert!(head <= slack && head % page == 0 && slack % page == 0);
+    let kept = bytes.next_multiple_of(page);
+    // Safety: `head <= slack`: the boundary, and `kept` bytes after it, lie inside the mapping
+    // (its `bytes + slack` bytes, rounded up to pages by the kernel).
+    let start = unsafe { ptr.add(head) };
+    // Safety: as above.
+    let tail = unsafe { start.add(kept) };
+    for (at, len) in [(ptr, head), (tail, slack - head)] {
+        if len > 0 {
+            // Safety: a range of the fresh mapping before the boundary or after the `kept`
+            // bytes (see above), which nothing uses.
+            let unmapped = unsafe { libc::munmap(at.cast(), len) };
+            debug_assert_eq!(unmapped, 0, "munmap of a mapping's slack failed");
+        }
+    }
+    start.cast()
+}
 
 /// Bytes of tables currently mapped, process-wide (see [`crate::mapped_table_bytes`]).
 #[cfg(all(unix, not(miri), not(loom)))]
@@ -1298,12 +1345,26 @@ impl<T> Zeroed<T> {
 
     #[cfg(all(unix, not(miri), not(loom)))]
     fn map(len: usize, layout: std::alloc::Layout) -> Result<Self, TryReserveError> {
-        // Safety: an anonymous private mapping of `layout.size()` bytes, at an address of the
+        let bytes = layout.size();
+        // On Linux, a mapping that can hold a huge page starts at one's boundary: the kernel
+        // backs only aligned 2 MiB ranges with huge pages, and places mappings at any page.
+        #[cfg(target_os = "linux")]
+        let slack = if bytes >= HUGE_PAGE_BYTES {
+            HUGE_PAGE_BYTES - page_bytes()
+        } else {
+            0
+        };
+        #[cfg(not(target_os = "linux"))]
+        let slack = 0;
+        let oversized = bytes
+            .checked_add(slack)
+            .ok_or(TryReserveError::CapacityOverflow)?;
+        // Safety: an anonymous private mapping of `oversized` bytes, at an address of the
         // kernel's choosing; no existing memory is affected.
         let ptr = unsafe {
             libc::mmap(
                 ptr::null_mut(),
-                layout.size(),
+                oversized,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
                 -1,
@@ -1313,6 +1374,12 @@ impl<T> Zeroed<T> {
         if ptr == libc::MAP_FAILED {
             return Err(TryReserveError::AllocError { layout });
         }
+        #[cfg(target_os = "linux")]
+        let ptr = if slack > 0 {
+            trim_to_huge_page(ptr.cast(), bytes, slack)
+        } else {
+            ptr
+        };
         debug_assert!(layout.align() <= 4096);
         // Safety: `mmap` succeeded, so `ptr` is a non-null, page-aligned mapping of zeroed
         // pages, which are valid items (see `heap_box`) at any alignment up to a page's.
@@ -1330,10 +1397,10 @@ impl<T> Zeroed<T> {
 
 impl<T> Zeroed<T> {
     /// See [`Table::advise_huge_pages`]: only for a mapping of at least
-    /// [`HUGE_PAGE_FROM_BYTES`], and only on Linux.
+    /// [`HUGE_PAGE_BYTES`], and only on Linux.
     fn advise_huge_pages(&self) {
         #[cfg(all(target_os = "linux", not(miri), not(loom)))]
-        if self.source == Source::Mapped && self.len * size_of::<T>() >= HUGE_PAGE_FROM_BYTES {
+        if self.source == Source::Mapped && self.len * size_of::<T>() >= HUGE_PAGE_BYTES {
             // Safety: advice on this array's own mapping, made by `map` and alive while `self`
             // is; it changes no memory contents.
             unsafe {
@@ -1452,4 +1519,52 @@ fn try_filled<T>(len: usize, make: impl Fn() -> T) -> Result<Box<[T]>, TryReserv
         })?;
     items.extend((0..len).map(|_| make()));
     Ok(items.into_boxed_slice())
+}
+
+#[cfg(all(test, target_os = "linux", not(miri), not(loom)))]
+mod tests {
+    use super::{HUGE_PAGE_BYTES, HugePages, Table, mapped_len};
+
+    #[test]
+    fn mapped_len_rounds_up_to_huge_pages_only_when_cheap() {
+        const MIB: usize = 1 << 20;
+        // A shard's table of 2^16 u64 entries: 1.98 MiB.
+        assert_eq!(mapped_len(2_048 * 1_000 - 3), 2 * MIB);
+        assert_eq!(mapped_len(4 * MIB), 4 * MIB);
+        assert_eq!(mapped_len(15 * MIB + 1), 16 * MIB);
+        // An eighth more or less stays as it is: huge pages for all but its tail.
+        assert_eq!(mapped_len(MIB + MIB / 2), MIB + MIB / 2);
+        assert_eq!(mapped_len(5 * MIB), 5 * MIB);
+        assert_eq!(mapped_len(usize::MAX - 10), usize::MAX - 10);
+    }
+
+    /// A table big enough for a huge page starts on a huge-page boundary and is mapped in
+    /// whole huge pages, whether or not it asks for them now; its entries stay usable to the
+    /// last slot.
+    #[test]
+    fn large_tables_are_mapped_on_huge_page_boundaries() {
+        for pages in [HugePages::Now, HugePages::WhenFilled] {
+            // 2^14 groups of u64 pairs: just under 2 MiB.
+            let capacity = Table::<u64, u64>::capacity_for(70_000).unwrap();
+            let table = Table::<u64, u64>::try_new(capacity, pages).unwrap();
+            let block = table._block.as_ref().expect("a mapped table");
+            assert_eq!(block.ptr.as_ptr() as usize % HUGE_PAGE_BYTES, 0);
+            assert_eq!(block.len % HUGE_PAGE_BYTES, 0);
+            assert_eq!(table.ctrl.as_ptr() as usize, block.ptr.as_ptr() as usize);
+            let end = table.entries.as_ptr_range().end as usize;
+            assert!(end <= block.ptr.as_ptr() as usize + block.len);
+            // Every byte of the mapping can be written (the trimmed slack was outside it).
+            // Safety: `block.len - 1` is inside the mapping, so the offset stays in bounds.
+            let last = unsafe { block.ptr.as_ptr().add(block.len - 1) };
+            // Safety: the block's own byte, past the control words; no entry is FULL, so no
+            // entry is read.
+            unsafe { last.write(1) };
+            assert!(
+                table
+                    .ctrl
+                    .iter()
+                    .all(|word| word.load(super::Ordering::Relaxed) == 0)
+            );
+        }
+    }
 }

@@ -220,3 +220,64 @@ impl CheckedMap for DoubleVisitMap {
         });
     }
 }
+
+/// Bug: `get` reads a copy of the map that each write refreshes before it changes the map, not
+/// after, as a map that leaves a write's publication to the next write would. So a get called
+/// after a write returned can miss it: the stale read that the driver's fences must not excuse.
+#[derive(Debug, Default)]
+pub struct StaleReadMap {
+    map: LockedMap,
+    published: LockedMap,
+}
+
+impl StaleReadMap {
+    /// Runs the write `f` on the map, having first published what the earlier writes did.
+    fn write<R>(&self, f: impl FnOnce(&LockedMap) -> R) -> R {
+        let mut published = self.published.0.write().unwrap();
+        *published = self.map.read(HashMap::clone);
+        drop(published);
+        f(&self.map)
+    }
+}
+
+impl CheckedMap for StaleReadMap {
+    fn with_capacity(capacity: usize) -> Self {
+        StaleReadMap {
+            map: LockedMap::with_capacity(capacity),
+            published: LockedMap::with_capacity(capacity),
+        }
+    }
+    fn get(&self, k: u64) -> Option<u64> {
+        self.published.get(k)
+    }
+    fn insert(&self, k: u64, v: u64) -> Option<u64> {
+        self.write(|m| m.insert(k, v))
+    }
+    fn remove(&self, k: u64) -> Option<u64> {
+        self.write(|m| m.remove(k))
+    }
+    fn get_or_insert_with(&self, k: u64, make: impl FnOnce() -> u64) -> u64 {
+        self.write(|m| m.get_or_insert_with(k, make))
+    }
+    fn update<R>(&self, k: u64, f: impl FnOnce(&mut u64) -> R) -> Option<R> {
+        self.write(|m| m.update(k, f))
+    }
+    fn compute(&self, k: u64, f: impl FnOnce(Option<&u64>) -> Op<u64>) -> Computed<u64> {
+        self.write(|m| m.compute(k, f))
+    }
+    fn remove_if(&self, k: u64, f: impl FnOnce(&u64) -> bool) -> Option<u64> {
+        self.write(|m| m.remove_if(k, f))
+    }
+    fn compare_exchange(&self, k: u64, current: u64, new: u64) -> Result<u64, Option<u64>> {
+        self.write(|m| m.compare_exchange(k, current, new))
+    }
+    fn swap(&self, k: u64, v: u64) -> Result<u64, u64> {
+        self.write(|m| m.swap(k, v))
+    }
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+    fn for_each(&self, f: impl FnMut(u64, u64)) {
+        self.map.for_each(f)
+    }
+}

@@ -2,7 +2,7 @@
 //! within a CI-sized budget, reporting a small readable witness.
 
 use lanemap_check::CheckedMap;
-use lanemap_check::broken::{CheckThenActMap, LockedMap, LostUpdateMap};
+use lanemap_check::broken::{CheckThenActMap, LockedMap, LostUpdateMap, StaleReadMap};
 use lanemap_check::workload::{Failure, Mix, Stress, stress};
 
 /// Few keys and every operation often, so that the racing operations meet.
@@ -47,6 +47,18 @@ fn catches_lost_update() {
         "witness not shrunk:\n{failure}"
     );
     assert!(failure.to_string().contains("update"), "{failure}");
+}
+
+/// A get that misses a write which returned before it was called is caught, fences and all
+/// (see `workload::run_round`).
+#[test]
+fn catches_stale_read() {
+    let failure = must_catch::<StaleReadMap>("StaleReadMap");
+    assert!(
+        failure.violation.witness.len() <= 12,
+        "witness not shrunk:\n{failure}"
+    );
+    assert!(failure.to_string().contains("get"), "{failure}");
 }
 
 #[test]

@@ -142,8 +142,11 @@
 //! and the old slot, like a removed entry's, is reused only after a grace period of
 //! [seize](https://docs.rs/seize)'s reclamation: once every guard that was active when the slot
 //! was vacated has ended. Keys and values that need dropping are dropped after the same grace
-//! period. Every method without a guard argument enters and leaves a guard by itself;
-//! [`HashMap::pin`] keeps one for as long as the handle lives, so
+//! period. A read without a pin enters and leaves a guard by itself (seize's exit is an atomic
+//! swap: a full barrier on x86, so lookups in a loop are faster through one pin). A write
+//! without a pin enters none: under its shard's lock it reaches only what that shard owns, and
+//! only the lock's holder retires that, so any value it hands back is cloned before the lock is
+//! released. [`HashMap::pin`] keeps a guard for as long as the handle lives, so
 //! [refresh](HashMapRef::refresh) long-lived pins regularly: a pin held for long keeps vacated
 //! slots from being reused, and the table then migrates into a fresh one sooner.
 //! Removed keys and values wait in their shard until 32 have gathered, and then in the removing
@@ -253,7 +256,9 @@
 //! plain store rather than an atomic read-modify-write: on x86 the latter waits for the
 //! write's cache misses to drain, the former lets them drain while the next operation starts
 //! (a waiter about to sleep pays instead, with Linux's `membarrier`; elsewhere both sides take
-//! a full fence). Writes never call the allocator except to grow a table; vacated slots are
+//! a full fence). A write starts loading its key's group before it takes the lock (the lock's
+//! atomic instruction would otherwise wait for those loads), from addresses each shard keeps
+//! of its newest table. Writes never call the allocator except to grow a table; vacated slots are
 //! reused after their grace period (handed to reclamation 64 at a time, and taken back by one
 //! write, which prefetches their control words together). A reused slot whose group still has
 //! a never-used slot counts as never used again, so steady churn does not fill a table with

@@ -666,6 +666,28 @@ mod sharded_only {
         });
     }
 
+    /// `HashMap::insert` and `remove` clone the value they hand back with the shard's lock held
+    /// (they pin nothing, and nothing keeps the old entry once the lock is released), so a
+    /// `Clone` that calls the map is refused there, as in `ShardedMap`'s callbacks.
+    #[test]
+    fn hash_map_value_clone_in_insert_and_remove() {
+        probe_site::<crate::common::Lockfree>(
+            &["insert"],
+            Site::Clone,
+            |map| drop(map.insert(Probe(OUTER), Probe(OUTER))),
+            unchanged,
+        );
+        probe_site::<crate::common::Lockfree>(
+            &["remove"],
+            Site::Clone,
+            |map| drop(map.remove(&Probe(OUTER))),
+            |mut before| {
+                before.retain(|(k, _)| *k != OUTER);
+                Some(before)
+            },
+        );
+    }
+
     /// `HashMap::flush_removed` locks every shard in turn, so it is refused from callbacks
     /// (it would deadlock on the shard the callback runs under).
     #[test]

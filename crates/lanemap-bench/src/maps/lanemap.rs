@@ -43,7 +43,8 @@ impl<V: Value, S: Hasher> MapHandle<V> for ShardedHandle<'_, V, S> {
     }
 }
 
-/// [`HashMap`](lanemap::HashMap) through its std-like methods (each call pins on its own).
+/// [`HashMap`](lanemap::HashMap) through its std-like methods (each read pins on its own; writes
+/// need no pin).
 pub struct LockFree<V, S>(lanemap::HashMap<u64, V, S>);
 
 /// A thread's view of a [`LockFree`] map: a plain shared reference.

@@ -11,7 +11,7 @@ use crate::DefaultHashBuilder;
 use crate::error::{CompareExchangeError, TryReserveError};
 use crate::ops::{Computed, Op};
 use crate::raw::RawMap;
-use crate::reclaim::{LocalGuard, OwnedGuard};
+use crate::reclaim::{LocalGuard, OwnedGuard, Unpinned};
 use crate::reentrancy::Enter;
 use equivalent::Equivalent;
 use std::hash::{BuildHasher, Hash};
@@ -279,6 +279,13 @@ impl<K, V, S> HashMap<K, V, S> {
     pub(crate) fn enter(&self, method: &'static str) -> Enter {
         Enter::new(self.raw.id(), method)
     }
+
+    /// The guard of a write that reads nothing after it unlocks: it pins nothing (see
+    /// `reclaim::Retire`). Made before the re-entrancy mark, so that what the write retires is
+    /// handed to reclamation, which may drop values at once, after the mark is gone.
+    pub(crate) fn unpinned(&self) -> Unpinned<'_> {
+        Unpinned::new(self.raw.collector())
+    }
 }
 
 impl<K, V, S> HashMap<K, V, S>
@@ -487,8 +494,10 @@ where
 
     /// Inserts `value` for `key`, returning a clone of the value it replaces.
     ///
-    /// As in std, a replaced entry keeps its key (the new, equal one is dropped). Without
-    /// `V: Clone`, use [`pin`](Self::pin)`().insert`, which returns a reference instead.
+    /// As in std, a replaced entry keeps its key (the new, equal one is dropped). The clone is
+    /// made with the shard's write lock held, so `V::clone` must not call this map (it would
+    /// panic). Without `V: Clone`, use [`pin`](Self::pin)`().insert`, which returns a reference
+    /// instead.
     ///
     /// # Examples
     /// ```
@@ -503,7 +512,11 @@ where
     where
         V: Clone,
     {
-        self.pin().insert(key, value).cloned()
+        let hash = self.raw.hash(&key);
+        let guard = self.unpinned();
+        let _enter = self.enter("HashMap::insert");
+        self.raw
+            .insert_with(hash, key, value, &guard, |replaced| replaced.value.clone())
     }
 
     /// Removes `key`, returning a clone of its value.
@@ -523,7 +536,11 @@ where
         Q: Hash + Equivalent<K> + ?Sized,
         V: Clone,
     {
-        self.pin().remove(key).cloned()
+        let hash = self.raw.hash(key);
+        let guard = self.unpinned();
+        let _enter = self.enter("HashMap::remove");
+        let mut locked = self.raw.lock_present(hash, key, &guard)?;
+        Some(locked.remove().value.clone())
     }
 
     /// Removes `key`, returning clones of the stored key and its value.
@@ -542,9 +559,12 @@ where
         K: Clone,
         V: Clone,
     {
-        self.pin()
-            .remove_entry(key)
-            .map(|(k, v)| (k.clone(), v.clone()))
+        let hash = self.raw.hash(key);
+        let guard = self.unpinned();
+        let _enter = self.enter("HashMap::remove");
+        let mut locked = self.raw.lock_present(hash, key, &guard)?;
+        let removed = locked.remove();
+        Some((removed.key.clone(), removed.value.clone()))
     }
 
     /// Removes `key` if `f` returns `true` for its value, as one atomic step; returns a clone of
@@ -568,8 +588,8 @@ where
         V: Clone,
     {
         let hash = self.raw.hash(key);
+        let guard = self.unpinned();
         let _enter = self.enter("HashMap::remove_if");
-        let guard = self.guard();
         let mut locked = self.raw.lock_present(hash, key, &guard)?;
         let node = locked.node()?;
         if !f(&node.value) {
@@ -619,7 +639,14 @@ where
         Q: Hash + Equivalent<K> + ?Sized,
         V: Clone,
     {
-        self.pin().update(key, f)
+        let hash = self.raw.hash(key);
+        let guard = self.unpinned();
+        let _enter = self.enter("HashMap::update");
+        let mut locked = self.raw.lock_present(hash, key, &guard)?;
+        let mut value = locked.node()?.value.clone();
+        let result = f(&mut value);
+        locked.replace(value);
+        Some(result)
     }
 
     /// Changes the value for `key` with `update` (on a copy, then published) if present, or
@@ -642,8 +669,8 @@ where
         V: Clone,
     {
         let hash = self.raw.hash(&key);
+        let guard = self.unpinned();
         let _enter = self.enter("HashMap::upsert");
-        let guard = self.guard();
         let mut locked = self.raw.lock(hash, &key, &guard);
         match locked.node() {
             Some(node) => {
@@ -676,8 +703,8 @@ where
         V: Clone,
     {
         let hash = self.raw.hash(&key);
+        let guard = self.unpinned();
         let _enter = self.enter("HashMap::compute");
-        let guard = self.guard();
         let mut locked = self.raw.lock(hash, &key, &guard);
         let current = locked.node();
         match (f(current.map(|node| &node.value)), current) {
@@ -730,8 +757,8 @@ where
         V: PartialEq + Clone,
     {
         let hash = self.raw.hash(key);
+        let guard = self.unpinned();
         let _enter = self.enter("HashMap::compare_exchange");
-        let guard = self.guard();
         let mut locked = self.raw.lock(hash, key, &guard);
         match locked.node() {
             Some(node) if node.value == *current => Ok(locked.replace(new).value.clone()),
@@ -764,8 +791,8 @@ where
         V: Clone,
     {
         let hash = self.raw.hash(key);
+        let guard = self.unpinned();
         let _enter = self.enter("HashMap::swap");
-        let guard = self.guard();
         match self.raw.lock_present(hash, key, &guard) {
             Some(mut locked) => Ok(locked.replace(value).value.clone()),
             None => Err(value),

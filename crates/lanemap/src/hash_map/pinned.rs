@@ -244,7 +244,7 @@ where
         let hash = self.map.raw.hash(key);
         let _enter = self.map.enter("HashMap::remove");
         let mut locked = self.map.raw.lock_present(hash, key, &self.guard)?;
-        let node = locked.remove();
+        let node = locked.remove_pinned();
         Some((&node.key, &node.value))
     }
 
@@ -268,10 +268,10 @@ where
         }
         let _enter = self.map.enter("HashMap::get_or_insert_with");
         let mut locked = self.map.raw.lock(hash, &key, &self.guard);
-        if let Some(node) = locked.node() {
+        if let Some(node) = locked.node_pinned() {
             return &node.value;
         }
-        &locked.insert(key, make()).value
+        &locked.insert_pinned(key, make()).value
     }
 
     /// Runs `f` on a copy of the value for `key`, then publishes the changed copy, as one atomic
@@ -293,14 +293,8 @@ where
         Q: Hash + Equivalent<K> + ?Sized,
         V: Clone,
     {
-        let hash = self.map.raw.hash(key);
-        let _enter = self.map.enter("HashMap::update");
-        let mut locked = self.map.raw.lock_present(hash, key, &self.guard)?;
-        let node = locked.node()?;
-        let mut value = node.value.clone();
-        let result = f(&mut value);
-        locked.replace(value);
-        Some(result)
+        // It keeps no reference: the unpinned write is the same.
+        self.map.update(key, f)
     }
 }
 

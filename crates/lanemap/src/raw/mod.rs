@@ -41,7 +41,7 @@ pub(crate) mod page_pool;
 pub(crate) use iter::Cursor;
 
 use crate::error::TryReserveError;
-use crate::reclaim::{Collector, Guard, collector};
+use crate::reclaim::{Collector, Guard, Retire, collector};
 use crate::sync::{AtomicPtr, AtomicUsize, Ordering};
 use crossbeam_utils::CachePadded;
 use equivalent::Equivalent;
@@ -50,7 +50,7 @@ use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
 use std::mem::{ManuallyDrop, needs_drop};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use table::{HugePages, Lookup, MIN_CAPACITY, Moves, Reuse, Slot, Table};
+use table::{HugePages, Lookup, MIN_CAPACITY, Moves, Reuse, Slot, Table, WriteHint};
 use writer_lock::{WriterGuard, WriterLock};
 
 /// Old-table slot positions (see `table.rs`; 7 slots per 8) a write moves to the new table
@@ -130,6 +130,9 @@ struct Shard<K, V> {
     /// writer (see [`RECYCLE_BATCH`]). Beside the lock, which every write changes anyway.
     recycled: AtomicPtr<Recycled>,
     writer: WriterLock<Writer<K, V>>,
+    /// Where writes go, for their prefetch before they take the lock. Last, on a line that
+    /// writes read and only a new table changes.
+    write_hint: WriteHint,
 }
 
 /// A shard alone on a power-of-two number of bytes (a few cache lines), so that finding one
@@ -210,7 +213,7 @@ impl<K, V> Outgoing<K, V> {
     /// # Safety
     /// Guards created from now on cannot reach the object. (Those that could were created
     /// before it was unlinked: reclamation waits for them if they are still active.)
-    unsafe fn retire(self, guard: &impl Guard) {
+    unsafe fn retire(self, guard: &impl Retire) {
         match self {
             // Safety: unreachable for new guards (the caller's contract), boxed by the writer and
             // handed over once; `return_recycled` only pushes the batch onto its shard's stack,
@@ -482,12 +485,14 @@ impl<K, V, S> RawMap<K, V, S> {
                 let table = Table::try_new(per_shard, HugePages::Now).unwrap_or_else(|error| {
                     panic!("lanemap: HashMap::with_capacity({capacity}): {error}")
                 });
+                let write_hint = WriteHint::new(&table);
                 let table = Box::into_raw(table);
                 ShardSlot(Shard {
                     current: CachePadded::new(AtomicPtr::new(table)),
                     len: AtomicUsize::new(0),
                     recycled: AtomicPtr::new(std::ptr::null_mut()),
                     writer: WriterLock::new(Writer::new(table)),
+                    write_hint,
                 })
             })
             .collect();
@@ -628,7 +633,7 @@ impl<K: Hash, V, S: BuildHasher> RawMap<K, V, S> {
     /// Always inlined: left to the compiler it stayed a call, whose register saves and restores
     /// cost about 25 instructions per write (callgrind).
     #[inline(always)]
-    pub(crate) fn lock<'m, 'g, G: Guard, Q>(
+    pub(crate) fn lock<'m, 'g, G: Retire, Q>(
         &'m self,
         hash: u64,
         key: &Q,
@@ -638,11 +643,11 @@ impl<K: Hash, V, S: BuildHasher> RawMap<K, V, S> {
         Q: Equivalent<K> + ?Sized,
     {
         let (shard, writer) = self.lock_shard(hash, guard);
-        Self::locked(shard, writer, &self.hasher, hash, key, guard)
+        Self::locked(shard, writer, &self.hasher, hash, key)
     }
 
-    /// Inserts `key` with `value`, returning the entry it replaced, if any (valid while the
-    /// guard lives): what [`lock`](Self::lock), then [`Locked::insert`] or
+    /// Inserts `key` with `value`; if it replaces an entry, returns what `on_replaced` makes of
+    /// it (run with the lock held): what [`lock`](Self::lock), then [`Locked::insert`] or
     /// [`Locked::replace`], do.
     ///
     /// A new key, in a shard that neither migrates nor has recycled slots to take back, and
@@ -654,20 +659,24 @@ impl<K: Hash, V, S: BuildHasher> RawMap<K, V, S> {
     /// # Panics
     /// If the table cannot grow.
     #[inline(always)]
-    pub(crate) fn insert<'g, G: Guard>(
+    pub(crate) fn insert_with<G: Retire, R>(
         &self,
         hash: u64,
         key: K,
         value: V,
-        guard: &'g G,
-    ) -> Option<&'g Node<K, V>>
+        guard: &G,
+        on_replaced: impl FnOnce(&Node<K, V>) -> R,
+    ) -> Option<R>
     where
         K: Eq,
     {
         let (shard, mut writer) = self.lock_shard(hash, guard);
         if Self::upkeep_due(shard, &writer) {
-            return Self::locked(shard, writer, &self.hasher, hash, &key, guard)
-                .insert_or_replace(key, value);
+            return Self::locked(shard, writer, &self.hasher, hash, &key).insert_or_replace(
+                key,
+                value,
+                on_replaced,
+            );
         }
         // Safety: `newest` is owned by the shard and we hold its lock.
         let table = unsafe { &*writer.newest };
@@ -686,11 +695,32 @@ impl<K: Hash, V, S: BuildHasher> RawMap<K, V, S> {
             shard,
             hasher: &self.hasher,
             writer,
-            guard,
             hash,
             slot,
         }
-        .insert_or_replace(key, value)
+        .insert_or_replace(key, value, on_replaced)
+    }
+
+    /// Inserts `key` with `value`, returning the entry it replaced, if any, valid while the
+    /// (pinned) guard lives.
+    ///
+    /// # Panics
+    /// If the table cannot grow.
+    #[inline(always)]
+    pub(crate) fn insert<'g, G: Guard>(
+        &self,
+        hash: u64,
+        key: K,
+        value: V,
+        guard: &'g G,
+    ) -> Option<&'g Node<K, V>>
+    where
+        K: Eq,
+    {
+        let replaced = self.insert_with(hash, key, value, guard, |node| node as *const Node<K, V>);
+        // Safety: an entry seen FULL under the shard lock while `guard` was active, which keeps
+        // its table allocated and its slot unused for 'g (`Table::node_for_guard`).
+        replaced.map(|node| unsafe { &*node })
     }
 
     /// Locks the shard of `hash` for a change to `key` (a removal, or a new value): `None`, and
@@ -700,7 +730,7 @@ impl<K: Hash, V, S: BuildHasher> RawMap<K, V, S> {
     /// take back is probed at once, and an absent key costs no [`Locked`]; the probe does not
     /// look for a vacancy, which a change does not need.
     #[inline(always)]
-    pub(crate) fn lock_present<'m, 'g, G: Guard, Q>(
+    pub(crate) fn lock_present<'m, 'g, G: Retire, Q>(
         &'m self,
         hash: u64,
         key: &Q,
@@ -711,7 +741,7 @@ impl<K: Hash, V, S: BuildHasher> RawMap<K, V, S> {
     {
         let (shard, writer) = self.lock_shard(hash, guard);
         if Self::upkeep_due(shard, &writer) {
-            let locked = Self::locked(shard, writer, &self.hasher, hash, key, guard);
+            let locked = Self::locked(shard, writer, &self.hasher, hash, key);
             return locked.node().is_some().then_some(locked);
         }
         // Safety: `newest` is owned by the shard and we hold its lock.
@@ -721,7 +751,6 @@ impl<K: Hash, V, S: BuildHasher> RawMap<K, V, S> {
                 shard,
                 hasher: &self.hasher,
                 writer,
-                guard,
                 hash,
                 slot: Some(Slot::Occupied { index }),
             }),
@@ -740,31 +769,25 @@ impl<K: Hash, V, S: BuildHasher> RawMap<K, V, S> {
 
     /// Takes the lock of `hash`'s shard, having started to load the key's first group.
     #[inline(always)]
-    fn lock_shard<'m, 'g, G: Guard>(
+    fn lock_shard<'m, 'g, G: Retire>(
         &'m self,
         hash: u64,
         guard: &'g G,
     ) -> (&'m Shard<K, V>, ShardLock<'m, 'g, K, V, G>) {
         let shard = self.shard(hash);
-        // Acquire: pairs with the Release store that installed the table, whose fields the
-        // prefetch reads. Only a hint of where the write goes (`newest` is `current` but during
-        // a migration); the guard keeps the table allocated.
-        let table = guard.protect(&*shard.current, Ordering::Acquire);
-        // Safety: loaded through `guard` from `current`; tables are retired only once unlinked.
-        unsafe { &*table }.prefetch_for_write(hash);
+        shard.write_hint.prefetch::<K, V>(hash);
         (shard, ShardLock::new(shard, guard))
     }
 
     /// The locked shard's slot for `key`, after taking back the recycled slots whose grace
     /// period is over and doing the write's share of a running migration.
     #[inline(always)]
-    fn locked<'m, 'g, G: Guard, Q>(
+    fn locked<'m, 'g, G: Retire, Q>(
         shard: &'m Shard<K, V>,
         mut writer: ShardLock<'m, 'g, K, V, G>,
         hasher: &'m S,
         hash: u64,
         key: &Q,
-        guard: &'g G,
     ) -> Locked<'m, 'g, K, V, S, G>
     where
         Q: Equivalent<K> + ?Sized,
@@ -782,7 +805,6 @@ impl<K: Hash, V, S: BuildHasher> RawMap<K, V, S> {
             shard,
             hasher,
             writer,
-            guard,
             hash,
             slot,
         }
@@ -829,6 +851,8 @@ impl<K: Hash, V, S: BuildHasher> RawMap<K, V, S> {
         // Release: readers that follow `next` (Acquire) see the new table's initialised arrays.
         newest.next.store(next, Ordering::Release);
         writer.new_table(next);
+        // Safety: just allocated, owned by the shard, whose lock we hold.
+        shard.write_hint.aim(unsafe { &*next });
         writer.migrating = true;
         Ok(())
     }
@@ -996,6 +1020,8 @@ impl<K: Hash, V, S: BuildHasher> RawMap<K, V, S> {
         // Release: readers that load the fresh table (Acquire) see it initialised.
         shard.current.store(fresh, Ordering::Release);
         writer.new_table(fresh);
+        // Safety: just allocated, owned by the shard, whose lock we hold.
+        shard.write_hint.aim(unsafe { &*fresh });
         writer.live = 0;
         // The shard holds nothing now: let what it removed go too.
         writer.hand_over();
@@ -1113,29 +1139,67 @@ impl<K: Hash, V, S: BuildHasher> RawMap<K, V, S> {
 ///
 /// While it lives, no other writer touches the shard; readers go on, and see each change the
 /// moment it is published. Dropping it records the shard's count and unlocks.
-pub(crate) struct Locked<'m, 'g, K, V, S, G: Guard> {
+pub(crate) struct Locked<'m, 'g, K, V, S, G: Retire> {
     shard: &'m Shard<K, V>,
     /// The map's hasher, for the migrations a write may do.
     hasher: &'m S,
     writer: ShardLock<'m, 'g, K, V, G>,
-    guard: &'g G,
     hash: u64,
     /// In `writer.newest`; `None` if the key is absent and no FREE or EMPTY slot is on its
     /// path, or after a removal.
     slot: Option<Slot>,
 }
 
+/// What a pinned write may keep: the entries it saw, for as long as its guard lives.
 impl<'g, K: Hash, V, S: BuildHasher, G: Guard> Locked<'_, 'g, K, V, S, G> {
+    /// [`node`](Self::node), valid while the guard lives.
+    #[inline]
+    pub(crate) fn node_pinned(&self) -> Option<&'g Node<K, V>> {
+        // Safety: seen FULL under the lock.
+        self.node().map(|node| unsafe { Self::pinned(node) })
+    }
+
+    /// [`insert`](Self::insert), the entry valid while the guard lives.
+    #[inline(always)]
+    pub(crate) fn insert_pinned(&mut self, key: K, value: V) -> &'g Node<K, V>
+    where
+        K: Eq,
+    {
+        // Safety: just published, under the lock.
+        unsafe { Self::pinned(self.insert(key, value)) }
+    }
+
+    /// [`remove`](Self::remove), the entry valid while the guard lives.
+    #[inline(always)]
+    pub(crate) fn remove_pinned(&mut self) -> &'g Node<K, V> {
+        // Safety: FULL until this removal, under the lock.
+        unsafe { Self::pinned(self.remove()) }
+    }
+
+    /// `node`, valid for the guard's lifetime rather than the lock's.
+    ///
+    /// # Safety
+    /// `node` is the entry of a slot of one of the shard's tables, seen FULL under the lock
+    /// while the guard was active (as `Table::node_for_guard` requires): the guard keeps the
+    /// table allocated, and the slot is reused only after the guard ends.
+    #[inline(always)]
+    unsafe fn pinned(node: &Node<K, V>) -> &'g Node<K, V> {
+        // Safety: the caller's contract.
+        unsafe { &*std::ptr::from_ref(node) }
+    }
+}
+
+/// What every write may do, pinned or not: the entries it returns are valid while the lock is
+/// held (borrowed with the [`Locked`]).
+impl<'g, K: Hash, V, S: BuildHasher, G: Retire> Locked<'_, 'g, K, V, S, G> {
     /// The key's current entry.
     #[inline]
-    pub(crate) fn node(&self) -> Option<&'g Node<K, V>> {
+    pub(crate) fn node(&self) -> Option<&Node<K, V>> {
         let Some(Slot::Occupied { index }) = self.slot else {
             return None;
         };
-        // Safety: a FULL slot of the newest table; the table stays allocated while the guard
-        // lives (it was reachable from the shard while the guard was active, and is freed only
-        // after every such guard is gone), and the entry's bytes stay unchanged.
-        Some(unsafe { self.table().node_for_guard(index, self.guard) })
+        // Safety: a FULL slot of the newest table, whose lock we hold.
+        Some(unsafe { self.table().node(index) })
     }
 
     fn table(&self) -> &Table<K, V> {
@@ -1148,7 +1212,7 @@ impl<'g, K: Hash, V, S: BuildHasher, G: Guard> Locked<'_, 'g, K, V, S, G> {
     /// # Panics
     /// If the key is present (a bug in the caller), or the table cannot grow.
     #[inline(always)]
-    pub(crate) fn insert(&mut self, key: K, value: V) -> &'g Node<K, V>
+    pub(crate) fn insert(&mut self, key: K, value: V) -> &Node<K, V>
     where
         K: Eq,
     {
@@ -1166,8 +1230,8 @@ impl<'g, K: Hash, V, S: BuildHasher, G: Guard> Locked<'_, 'g, K, V, S, G> {
         self.writer.filled(was_empty);
         self.writer.live += 1;
         self.slot = Some(Slot::Occupied { index });
-        // Safety: just published in the newest table; see `node`.
-        unsafe { self.table().node_for_guard(index, self.guard) }
+        // Safety: just published in the newest table, under the lock.
+        unsafe { self.table().node(index) }
     }
 
     #[inline]
@@ -1175,15 +1239,21 @@ impl<'g, K: Hash, V, S: BuildHasher, G: Guard> Locked<'_, 'g, K, V, S, G> {
         self.writer.has_room(self.table(), index)
     }
 
-    /// Inserts an entry for the key, or gives it a new value if present, returning the
-    /// replaced entry (out of line: the cases [`RawMap::insert`] does not publish at once).
+    /// Inserts an entry for the key, or gives it a new value if present, returning what
+    /// `on_replaced` makes of the replaced entry (out of line: the cases
+    /// [`RawMap::insert_with`] does not publish at once).
     #[inline(never)]
-    fn insert_or_replace(mut self, key: K, value: V) -> Option<&'g Node<K, V>>
+    fn insert_or_replace<R>(
+        mut self,
+        key: K,
+        value: V,
+        on_replaced: impl FnOnce(&Node<K, V>) -> R,
+    ) -> Option<R>
     where
         K: Eq,
     {
         if self.node().is_some() {
-            let replaced = self.replace(value);
+            let replaced = on_replaced(self.replace(value));
             // Unlock before the key the entry already has is dropped: its `Drop` is user code.
             drop(self);
             drop(key);
@@ -1234,9 +1304,9 @@ impl<'g, K: Hash, V, S: BuildHasher, G: Guard> Locked<'_, 'g, K, V, S, G> {
     }
 
     /// Gives the key a new value, keeping its key (as `std`'s `insert` does), and returns the
-    /// old entry (valid while the guard lives).
+    /// old entry.
     #[inline]
-    pub(crate) fn replace(&mut self, value: V) -> &'g Node<K, V>
+    pub(crate) fn replace(&mut self, value: V) -> &Node<K, V>
     where
         K: Eq,
     {
@@ -1248,8 +1318,11 @@ impl<'g, K: Hash, V, S: BuildHasher, G: Guard> Locked<'_, 'g, K, V, S, G> {
             .table()
             .find_replacement(hash, index, self.writer.reuse());
         if !new.is_some_and(|new| self.has_room(new)) {
-            // Safety: the key's FULL slot; see `node`.
-            let key = &unsafe { self.table().node_for_guard(index, self.guard) }.key;
+            // Safety: `newest` is owned by the shard and we hold its lock; should `make_room`
+            // migrate, the table is retired only once the lock is released.
+            let table = unsafe { &*self.writer.newest };
+            // Safety: the key's FULL slot, under the lock.
+            let key = &unsafe { table.node(index) }.key;
             let Slot::Occupied { index: moved } = self.make_room(key) else {
                 unreachable!("a migration lost a key")
             };
@@ -1286,15 +1359,15 @@ impl<'g, K: Hash, V, S: BuildHasher, G: Guard> Locked<'_, 'g, K, V, S, G> {
         }
         self.slot = Some(Slot::Occupied { index: new });
         self.writer.retire(Dead::Value(old_value));
-        // Safety: the old slot was FULL while `guard` was active, so the table (and the old
-        // entry's bytes) stay for 'g; its value is dropped only after `guard` ends, and its key
-        // lives on in the new entry.
-        unsafe { self.table().node_for_guard(index, self.guard) }
+        // Safety: the old slot was FULL, and under the lock its bytes stay unchanged: it is
+        // reused, and its value dropped, only after a grace period that starts once the lock
+        // is released. Its key lives on in the new entry.
+        unsafe { self.table().node(index) }
     }
 
-    /// Removes the key, returning its entry (valid while the guard lives).
+    /// Removes the key, returning its entry.
     #[inline(always)]
-    pub(crate) fn remove(&mut self) -> &'g Node<K, V> {
+    pub(crate) fn remove(&mut self) -> &Node<K, V> {
         let Some(Slot::Occupied { index }) = self.slot else {
             unreachable!("remove of an absent key")
         };
@@ -1302,8 +1375,9 @@ impl<'g, K: Hash, V, S: BuildHasher, G: Guard> Locked<'_, 'g, K, V, S, G> {
         let table = unsafe { &*self.writer.newest };
         RawMap::<K, V, S>::erase(self.shard, table, index, &mut self.writer);
         self.slot = None;
-        // Safety: as in `replace`: the slot was FULL while `guard` was active.
-        let removed = unsafe { table.node_for_guard(index, self.guard) };
+        // Safety: as in `replace`: the slot was FULL, and the lock is held. (Should `give_back`
+        // replace the table, the old one is retired only once the lock is released.)
+        let removed = unsafe { table.node(index) };
         if self.writer.live < self.writer.low_water as usize || self.writer.live == 0 {
             self.give_back(table);
         }
@@ -1344,7 +1418,7 @@ impl<'g, K: Hash, V, S: BuildHasher, G: Guard> Locked<'_, 'g, K, V, S, G> {
     }
 }
 
-impl<K, V, S, G: Guard> Drop for Locked<'_, '_, K, V, S, G> {
+impl<K, V, S, G: Retire> Drop for Locked<'_, '_, K, V, S, G> {
     fn drop(&mut self) {
         // Relaxed: a statistic; the unlock right after (dropping `writer`) orders it for the
         // next writer.
@@ -1360,12 +1434,12 @@ impl<K, V, S, G: Guard> Drop for Locked<'_, '_, K, V, S, G> {
 /// shard's other writers waited for that: they spun, yielded and parked (at 2 threads, an
 /// exchange run made 144 futex calls, against 21 with the hand-over after the unlock, and 15
 /// for dashmap).
-struct ShardLock<'m, 'g, K, V, G: Guard> {
+struct ShardLock<'m, 'g, K, V, G: Retire> {
     writer: ManuallyDrop<WriterGuard<'m, Writer<K, V>>>,
     guard: &'g G,
 }
 
-impl<'m, 'g, K, V, G: Guard> ShardLock<'m, 'g, K, V, G> {
+impl<'m, 'g, K, V, G: Retire> ShardLock<'m, 'g, K, V, G> {
     #[inline(always)]
     fn new(shard: &'m Shard<K, V>, guard: &'g G) -> Self {
         Self {
@@ -1391,7 +1465,7 @@ impl<'m, 'g, K, V, G: Guard> ShardLock<'m, 'g, K, V, G> {
     }
 }
 
-impl<K, V, G: Guard> std::ops::Deref for ShardLock<'_, '_, K, V, G> {
+impl<K, V, G: Retire> std::ops::Deref for ShardLock<'_, '_, K, V, G> {
     type Target = Writer<K, V>;
 
     #[inline(always)]
@@ -1400,14 +1474,14 @@ impl<K, V, G: Guard> std::ops::Deref for ShardLock<'_, '_, K, V, G> {
     }
 }
 
-impl<K, V, G: Guard> std::ops::DerefMut for ShardLock<'_, '_, K, V, G> {
+impl<K, V, G: Retire> std::ops::DerefMut for ShardLock<'_, '_, K, V, G> {
     #[inline(always)]
     fn deref_mut(&mut self) -> &mut Writer<K, V> {
         &mut self.writer
     }
 }
 
-impl<K, V, G: Guard> Drop for ShardLock<'_, '_, K, V, G> {
+impl<K, V, G: Retire> Drop for ShardLock<'_, '_, K, V, G> {
     #[inline(always)]
     fn drop(&mut self) {
         if self.writer.outgoing {
@@ -1420,12 +1494,12 @@ impl<K, V, G: Guard> Drop for ShardLock<'_, '_, K, V, G> {
 }
 
 /// Stores the shard's count when dropped, even when unwinding out of a user callback.
-struct LenOnDrop<'a, 'g, 'w, K, V, G: Guard> {
+struct LenOnDrop<'a, 'g, 'w, K, V, G: Retire> {
     shard: &'a Shard<K, V>,
     writer: &'w mut ShardLock<'a, 'g, K, V, G>,
 }
 
-impl<K, V, G: Guard> Drop for LenOnDrop<'_, '_, '_, K, V, G> {
+impl<K, V, G: Retire> Drop for LenOnDrop<'_, '_, '_, K, V, G> {
     fn drop(&mut self) {
         // Relaxed: as in `Locked::drop`.
         self.shard.len.store(self.writer.live, Ordering::Relaxed);

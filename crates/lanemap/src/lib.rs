@@ -100,6 +100,12 @@
 //! [`compare_exchange`](ShardedMap::compare_exchange) and [`swap`](ShardedMap::swap): no other
 //! write to the same key can come between their read and their write.
 //!
+//! "Before" and "after" between threads mean what Rust's memory model means: a call that
+//! happens after another's return (through a channel, a join, a lock or atomic the two threads
+//! share) sees its effect. A thread that only reads a clock afterwards may, for a few
+//! nanoseconds, not: a [`HashMap`] write ends with a plain store (its shard's unlock), which can
+//! wait in its core's store buffer until the core next synchronizes.
+//!
 //! Whole-map operations are *not* atomic snapshots; they visit one shard at a time:
 //!
 //! - [`len`](ShardedMap::len) and [`is_empty`](ShardedMap::is_empty) add up per-shard counters

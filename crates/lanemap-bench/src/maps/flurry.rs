@@ -32,15 +32,19 @@ impl<V: Value, S: Hasher> BenchMap<V> for Flurry<V, S> {
 }
 
 impl<V: Value, S: Hasher> MapHandle<V> for FlurryHandle<'_, V, S> {
+    #[inline]
     fn get(&mut self, key: u64) -> Option<u64> {
         self.map.get(&key, &self.guard).map(Value::first)
     }
+    #[inline]
     fn insert(&mut self, key: u64, value: V) {
         self.map.insert(key, value, &self.guard);
     }
+    #[inline]
     fn remove(&mut self, key: u64) -> bool {
         self.map.remove(&key, &self.guard).is_some()
     }
+    #[inline]
     fn update(&mut self, key: u64) -> bool {
         self.map
             .compute_if_present(&key, |_, value| Some(value.bumped()), &self.guard)

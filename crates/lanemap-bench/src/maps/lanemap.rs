@@ -29,15 +29,19 @@ impl<V: Value, S: Hasher> BenchMap<V> for Sharded<V, S> {
 }
 
 impl<V: Value, S: Hasher> MapHandle<V> for ShardedHandle<'_, V, S> {
+    #[inline]
     fn get(&mut self, key: u64) -> Option<u64> {
         self.0.get_with(&key, Value::first)
     }
+    #[inline]
     fn insert(&mut self, key: u64, value: V) {
         self.0.insert(key, value);
     }
+    #[inline]
     fn remove(&mut self, key: u64) -> bool {
         self.0.remove(&key).is_some()
     }
+    #[inline]
     fn update(&mut self, key: u64) -> bool {
         self.0.update(&key, Value::bump).is_some()
     }
@@ -66,15 +70,19 @@ impl<V: Value, S: Hasher> BenchMap<V> for LockFree<V, S> {
 }
 
 impl<V: Value, S: Hasher> MapHandle<V> for LockFreeHandle<'_, V, S> {
+    #[inline]
     fn get(&mut self, key: u64) -> Option<u64> {
         self.0.get_with(&key, Value::first)
     }
+    #[inline]
     fn insert(&mut self, key: u64, value: V) {
         self.0.insert(key, value);
     }
+    #[inline]
     fn remove(&mut self, key: u64) -> bool {
         self.0.remove(&key).is_some()
     }
+    #[inline]
     fn update(&mut self, key: u64) -> bool {
         self.0.update(&key, Value::bump).is_some()
     }
@@ -107,15 +115,19 @@ impl<V: Value, S: Hasher> BenchMap<V> for LockFreePinned<V, S> {
 }
 
 impl<V: Value, S: Hasher> MapHandle<V> for PinnedHandle<'_, V, S> {
+    #[inline]
     fn get(&mut self, key: u64) -> Option<u64> {
         self.pinned.get(&key).map(Value::first)
     }
+    #[inline]
     fn insert(&mut self, key: u64, value: V) {
         self.pinned.insert(key, value);
     }
+    #[inline]
     fn remove(&mut self, key: u64) -> bool {
         self.pinned.remove(&key).is_some()
     }
+    #[inline]
     fn update(&mut self, key: u64) -> bool {
         self.pinned.update(&key, Value::bump).is_some()
     }

@@ -31,15 +31,19 @@ impl<V: Value, S: Hasher> BenchMap<V> for Limit<V, S> {
 }
 
 impl<V: Value, S: Hasher> MapHandle<V> for LimitHandle<'_, V, S> {
+    #[inline]
     fn get(&mut self, key: u64) -> Option<u64> {
         self.0.get(&key).map(Value::first)
     }
+    #[inline]
     fn insert(&mut self, key: u64, value: V) {
         self.0.insert(key, value);
     }
+    #[inline]
     fn remove(&mut self, key: u64) -> bool {
         self.0.remove(&key).is_some()
     }
+    #[inline]
     fn update(&mut self, key: u64) -> bool {
         self.0.get_mut(&key).map(Value::bump).is_some()
     }

@@ -32,6 +32,7 @@ impl<V: Value, S: Hasher> BenchMap<V> for RwLockStd<V, S> {
 
 // The benchmark never panics while holding a lock, so poisoning is ignored.
 impl<V: Value, S: Hasher> MapHandle<V> for Locked<'_, RwLockStd<V, S>> {
+    #[inline]
     fn get(&mut self, key: u64) -> Option<u64> {
         self.0
             .0
@@ -40,6 +41,7 @@ impl<V: Value, S: Hasher> MapHandle<V> for Locked<'_, RwLockStd<V, S>> {
             .get(&key)
             .map(Value::first)
     }
+    #[inline]
     fn insert(&mut self, key: u64, value: V) {
         self.0
             .0
@@ -47,6 +49,7 @@ impl<V: Value, S: Hasher> MapHandle<V> for Locked<'_, RwLockStd<V, S>> {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(key, value);
     }
+    #[inline]
     fn remove(&mut self, key: u64) -> bool {
         self.0
             .0
@@ -55,6 +58,7 @@ impl<V: Value, S: Hasher> MapHandle<V> for Locked<'_, RwLockStd<V, S>> {
             .remove(&key)
             .is_some()
     }
+    #[inline]
     fn update(&mut self, key: u64) -> bool {
         let mut map = self.0.0.write().unwrap_or_else(PoisonError::into_inner);
         map.get_mut(&key).map(Value::bump).is_some()
@@ -75,6 +79,7 @@ impl<V: Value, S: Hasher> BenchMap<V> for MutexStd<V, S> {
 }
 
 impl<V: Value, S: Hasher> MapHandle<V> for Locked<'_, MutexStd<V, S>> {
+    #[inline]
     fn get(&mut self, key: u64) -> Option<u64> {
         self.0
             .0
@@ -83,6 +88,7 @@ impl<V: Value, S: Hasher> MapHandle<V> for Locked<'_, MutexStd<V, S>> {
             .get(&key)
             .map(Value::first)
     }
+    #[inline]
     fn insert(&mut self, key: u64, value: V) {
         self.0
             .0
@@ -90,6 +96,7 @@ impl<V: Value, S: Hasher> MapHandle<V> for Locked<'_, MutexStd<V, S>> {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(key, value);
     }
+    #[inline]
     fn remove(&mut self, key: u64) -> bool {
         self.0
             .0
@@ -98,6 +105,7 @@ impl<V: Value, S: Hasher> MapHandle<V> for Locked<'_, MutexStd<V, S>> {
             .remove(&key)
             .is_some()
     }
+    #[inline]
     fn update(&mut self, key: u64) -> bool {
         let mut map = self.0.0.lock().unwrap_or_else(PoisonError::into_inner);
         map.get_mut(&key).map(Value::bump).is_some()
@@ -117,15 +125,19 @@ impl<V: Value, S: Hasher> BenchMap<V> for PlRwLockHashbrown<V, S> {
 }
 
 impl<V: Value, S: Hasher> MapHandle<V> for Locked<'_, PlRwLockHashbrown<V, S>> {
+    #[inline]
     fn get(&mut self, key: u64) -> Option<u64> {
         self.0.0.read().get(&key).map(Value::first)
     }
+    #[inline]
     fn insert(&mut self, key: u64, value: V) {
         self.0.0.write().insert(key, value);
     }
+    #[inline]
     fn remove(&mut self, key: u64) -> bool {
         self.0.0.write().remove(&key).is_some()
     }
+    #[inline]
     fn update(&mut self, key: u64) -> bool {
         self.0.0.write().get_mut(&key).map(Value::bump).is_some()
     }

@@ -34,15 +34,19 @@ impl<V: Value, S: Hasher> BenchMap<V> for PapayaPin<V, S> {
 }
 
 impl<V: Value, S: Hasher> MapHandle<V> for PinHandle<'_, V, S> {
+    #[inline]
     fn get(&mut self, key: u64) -> Option<u64> {
         self.0.pin().get(&key).map(Value::first)
     }
+    #[inline]
     fn insert(&mut self, key: u64, value: V) {
         self.0.pin().insert(key, value);
     }
+    #[inline]
     fn remove(&mut self, key: u64) -> bool {
         self.0.pin().remove(&key).is_some()
     }
+    #[inline]
     fn update(&mut self, key: u64) -> bool {
         self.0.pin().update(key, Value::bumped).is_some()
     }
@@ -74,15 +78,19 @@ impl<V: Value, S: Hasher> BenchMap<V> for PapayaGuard<V, S> {
 }
 
 impl<V: Value, S: Hasher> MapHandle<V> for GuardHandle<'_, V, S> {
+    #[inline]
     fn get(&mut self, key: u64) -> Option<u64> {
         self.map.get(&key, &self.guard).map(Value::first)
     }
+    #[inline]
     fn insert(&mut self, key: u64, value: V) {
         self.map.insert(key, value, &self.guard);
     }
+    #[inline]
     fn remove(&mut self, key: u64) -> bool {
         self.map.remove(&key, &self.guard).is_some()
     }
+    #[inline]
     fn update(&mut self, key: u64) -> bool {
         self.map.update(key, Value::bumped, &self.guard).is_some()
     }

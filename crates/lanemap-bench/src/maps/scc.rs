@@ -26,16 +26,20 @@ impl<V: Value, S: Hasher> BenchMap<V> for Scc<V, S> {
 }
 
 impl<V: Value, S: Hasher> MapHandle<V> for SccHandle<'_, V, S> {
+    #[inline]
     fn get(&mut self, key: u64) -> Option<u64> {
         self.0.read_sync(&key, |_, value| value.first())
     }
+    #[inline]
     fn insert(&mut self, key: u64, value: V) {
         // `upsert`, not `insert`: scc's insert refuses an existing key, std's replaces it.
         self.0.upsert_sync(key, value);
     }
+    #[inline]
     fn remove(&mut self, key: u64) -> bool {
         self.0.remove_sync(&key).is_some()
     }
+    #[inline]
     fn update(&mut self, key: u64) -> bool {
         self.0.update_sync(&key, |_, value| value.bump()).is_some()
     }

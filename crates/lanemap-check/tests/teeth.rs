@@ -28,37 +28,32 @@ fn must_catch<M: CheckedMap>(name: &str) -> Failure {
     panic!("the checker missed the bug in {name}");
 }
 
-#[test]
-fn catches_check_then_act_insert_if_absent() {
-    let failure = must_catch::<CheckThenActMap>("CheckThenActMap");
-    let witness = &failure.violation.witness;
-    assert!(witness.len() <= 12, "witness not shrunk:\n{failure}");
-    assert!(
-        failure.to_string().contains("get_or_insert_with"),
-        "{failure}"
-    );
-}
-
-#[test]
-fn catches_lost_update() {
-    let failure = must_catch::<LostUpdateMap>("LostUpdateMap");
+/// Checks that `M`'s bug is caught with a shrunk witness (at most 12 operations) that names
+/// `operation`, the one the bug is in.
+fn must_catch_in<M: CheckedMap>(name: &str, operation: &str) {
+    let failure = must_catch::<M>(name);
     assert!(
         failure.violation.witness.len() <= 12,
         "witness not shrunk:\n{failure}"
     );
-    assert!(failure.to_string().contains("update"), "{failure}");
+    assert!(failure.to_string().contains(operation), "{failure}");
+}
+
+#[test]
+fn catches_check_then_act_insert_if_absent() {
+    must_catch_in::<CheckThenActMap>("CheckThenActMap", "get_or_insert_with");
+}
+
+#[test]
+fn catches_lost_update() {
+    must_catch_in::<LostUpdateMap>("LostUpdateMap", "update");
 }
 
 /// A get that misses a write which returned before it was called is caught, fences and all
 /// (see `workload::run_round`).
 #[test]
 fn catches_stale_read() {
-    let failure = must_catch::<StaleReadMap>("StaleReadMap");
-    assert!(
-        failure.violation.witness.len() <= 12,
-        "witness not shrunk:\n{failure}"
-    );
-    assert!(failure.to_string().contains("get"), "{failure}");
+    must_catch_in::<StaleReadMap>("StaleReadMap", "get");
 }
 
 #[test]

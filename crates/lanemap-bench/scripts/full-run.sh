@@ -5,7 +5,7 @@
 # docs/bench/summary.md (scripts/summarize.py, needs python3), the table that summary quotes.
 #
 # Usage, from the repository root: crates/lanemap-bench/scripts/full-run.sh [REPS]
-# The last full run (5 repetitions) took 15 minutes on two cores. Run it on an otherwise idle
+# The last full run (5 repetitions) took 13 minutes on two cores. Run it on an otherwise idle
 # machine.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."

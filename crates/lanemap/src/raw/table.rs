@@ -1272,7 +1272,7 @@ struct Zeroed<T> {
     source: Source,
     /// For a mapping, the offsets where the ranges of pages moved in from freed tables begin
     /// and end (see `page_pool`).
-    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    #[cfg_attr(any(not(target_os = "linux"), loom), allow(dead_code))]
     cuts: Vec<usize>,
 }
 
@@ -1377,6 +1377,9 @@ impl<T> Zeroed<T> {
         }
         #[cfg(not(loom))]
         let items = heap_box::<T>(len, layout, contents)?;
+        // Under loom, items are made one by one: no layout to allocate, no bytes to choose.
+        #[cfg(loom)]
+        let _ = (layout, contents);
         #[cfg(loom)]
         let items = try_filled(len, make)?;
         Ok(Self {

@@ -3,7 +3,7 @@
 
 use lanemap_check::CheckedMap;
 use lanemap_check::broken::{CheckThenActMap, LockedMap, LostUpdateMap, StaleReadMap};
-use lanemap_check::workload::{Failure, Mix, Stress, stress};
+use lanemap_check::workload::{Mix, Stress, stress};
 
 /// Few keys and every operation often, so that the racing operations meet.
 fn configs() -> impl Iterator<Item = Stress> {
@@ -18,25 +18,38 @@ fn configs() -> impl Iterator<Item = Stress> {
         })
 }
 
-fn must_catch<M: CheckedMap>(name: &str) -> Failure {
-    for (i, cfg) in configs().enumerate() {
-        if let Err(failure) = stress::<M>(&cfg, 2_000_000, 0x7EE7 + i as u64) {
-            println!("{name} caught:\n{failure}\n");
-            return failure;
+/// Checks that `M`'s bug is caught, and that some catch has a shrunk witness (at most 12
+/// operations) naming `operation`, the one the bug is in.
+///
+/// Some catch, not every one: a witness is the smallest failing part of the history after a
+/// state that every linearization passes through, and neither bound holds for every round.
+/// Seen once in CI, and in 5 of 200 local runs of this test before it took more than one catch:
+/// - `CheckThenActMap` caught by a lone `remove` that returned None from a state holding 0,
+///   its `get_or_insert_with` outside both the witness and its context;
+/// - `LostUpdateMap` caught with 153 operations, an `update` left pending while the other
+///   thread ran them (descheduled in its read-then-write window), so none could be dropped.
+///
+/// Another configuration or seed then gives the readable witness.
+fn must_catch_in<M: CheckedMap>(name: &str, operation: &str) {
+    let mut caught = 0;
+    for attempt in 0..3u64 {
+        for (i, cfg) in configs().enumerate() {
+            let seed = 0x7EE7 + i as u64 + 16 * attempt;
+            if let Err(failure) = stress::<M>(&cfg, 2_000_000, seed) {
+                println!("{name} caught:\n{failure}\n");
+                caught += 1;
+                if failure.violation.witness.len() <= 12 && failure.to_string().contains(operation)
+                {
+                    return;
+                }
+            }
         }
     }
-    panic!("the checker missed the bug in {name}");
-}
-
-/// Checks that `M`'s bug is caught with a shrunk witness (at most 12 operations) that names
-/// `operation`, the one the bug is in.
-fn must_catch_in<M: CheckedMap>(name: &str, operation: &str) {
-    let failure = must_catch::<M>(name);
-    assert!(
-        failure.violation.witness.len() <= 12,
-        "witness not shrunk:\n{failure}"
+    assert!(caught > 0, "the checker missed the bug in {name}");
+    panic!(
+        "{name} was caught {caught} times, but never with a witness of at most 12 operations \
+         naming `{operation}`"
     );
-    assert!(failure.to_string().contains(operation), "{failure}");
 }
 
 #[test]
